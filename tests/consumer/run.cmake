@@ -1,0 +1,20 @@
+# Configures, builds and runs tests/consumer as a host project would: MODE is "subdirectory"
+# (add_subdirectory of the source tree) or "package" (install, then find_package).
+file(REMOVE_RECURSE ${WORK_DIR})
+set(consumer_src ${SOURCE_DIR}/tests/consumer)
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+if(MODE STREQUAL "package")
+  run(${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/lib -DMAMBA_BUILD_TESTS=OFF
+      -DMAMBA_BUILD_BENCH=OFF -DMAMBA_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX=${WORK_DIR}/prefix)
+  run(${CMAKE_COMMAND} --install ${WORK_DIR}/lib)
+  run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/build -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)
+else()
+  run(${CMAKE_COMMAND} -S ${consumer_src} -B ${WORK_DIR}/build -DMAMBA_SOURCE_DIR=${SOURCE_DIR})
+endif()
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/build)
+run(${WORK_DIR}/build/consumer ${SOURCE_DIR}/tests/fixtures/tiny)
