@@ -1,0 +1,108 @@
+#pragma once
+// The Mamba mixer of one layer over n tokens (n = 1 is decode and takes the step forms).
+#include <cstdint>
+#include <vector>
+
+#include "mamba/config.hpp"
+#include "mamba/model/state.hpp"
+#include "mamba/model/weights.hpp"
+#include "mamba/ops/activations.hpp"
+#include "mamba/ops/matmul.hpp"
+#include "mamba/ops/rmsnorm.hpp"
+#include "mamba/ssm/conv.hpp"
+#include "mamba/ssm/scan.hpp"
+
+namespace mamba {
+
+// Buffers for one forward pass; reused across calls so that decoding does not allocate.
+template <class T>
+struct Workspace {
+  std::vector<T> hidden;    // (n, d_model), the block outputs
+  std::vector<T> residual;  // (n, d_model), the residual stream
+  std::vector<T> u;         // (n, d_model), normalised block input
+  std::vector<T> xz;      // (n, 2*d_inner)
+  std::vector<T> x;       // (n, d_inner), after conv and silu
+  std::vector<T> dbc;     // (n, dt_rank + 2*d_state)
+  std::vector<T> dt_low;  // (n, dt_rank)
+  std::vector<T> dt;      // (n, d_inner)
+  std::vector<T> y;       // (n, d_inner)
+
+  void resize(const ModelConfig& c, int64_t n) {
+    hidden.resize(n * c.d_model);
+    residual.resize(n * c.d_model);
+    u.resize(n * c.d_model);
+    xz.resize(n * 2 * c.d_inner);
+    x.resize(n * c.d_inner);
+    dbc.resize(n * (c.dt_rank + 2 * c.d_state));
+    dt_low.resize(n * c.dt_rank);
+    dt.resize(n * c.d_inner);
+    y.resize(n * c.d_inner);
+  }
+};
+
+// Y = X W^T, or y = W x for a single row.
+template <class T>
+inline void project(const MatrixView& W, const T* X, int64_t n, T* Y) {
+  if (n == 1)
+    matvec(W, X, Y);
+  else
+    matmul(W, X, n, Y);
+}
+
+template <class T>
+inline void add_bias(std::span<const T> bias, T* Y, int64_t n) {
+  if (bias.empty()) return;
+  for (int64_t t = 0; t < n; ++t)
+    for (size_t i = 0; i < bias.size(); ++i) Y[t * bias.size() + i] += bias[i];
+}
+
+// u: (n, d_model) normalised input   out: (n, d_model)   ws: resized for n tokens
+template <class T>
+inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T* u, int64_t n,
+                        LayerState<T>& state, Workspace<T>& ws, T* out) {
+  const int64_t E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
+  const int64_t n_dbc = R + 2 * N;
+
+  // xz = self.in_proj(hidden_states); x, z = xz.chunk(2, dim=-1)
+  project(w.in_proj, u, n, ws.xz.data());
+  add_bias(w.in_proj_bias, ws.xz.data(), n);
+  const T* x_in = ws.xz.data();
+  const T* z = ws.xz.data() + E;
+
+  // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
+  const T* conv_b = w.conv_b.empty() ? nullptr : w.conv_b.data();
+  if (n == 1)
+    causal_conv1d_step(E, K, w.conv_w.data(), conv_b, state.conv.data(), x_in, ws.x.data());
+  else
+    causal_conv1d(n, E, K, w.conv_w.data(), conv_b, state.conv.data(), x_in, 2 * E, ws.x.data());
+  for (int64_t i = 0; i < n * E; ++i) ws.x[i] = silu(ws.x[i]);
+
+  // x_dbl = self.x_proj(x); dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
+  project(w.x_proj, ws.x.data(), n, ws.dbc.data());
+  for (int64_t t = 0; t < n; ++t) {
+    T* row = ws.dbc.data() + t * n_dbc;
+    if (c.dt_b_c_rms) {
+      // Falcon-Mamba: dt, B, C = rms_forward(dt), rms_forward(B), rms_forward(C)
+      rmsnorm<T>(row, nullptr, row, R, c.mixer_eps);
+      rmsnorm<T>(row + R, nullptr, row + R, N, c.mixer_eps);
+      rmsnorm<T>(row + R + N, nullptr, row + R + N, N, c.mixer_eps);
+    }
+    std::copy(row, row + R, ws.dt_low.data() + t * R);
+  }
+
+  // dt = softplus(self.dt_proj(dt))   (dt_proj includes its bias)
+  project(w.dt_proj, ws.dt_low.data(), n, ws.dt.data());
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t e = 0; e < E; ++e) ws.dt[t * E + e] = softplus(ws.dt[t * E + e] + w.dt_bias[e]);
+
+  // y = selective_scan(x, dt, A, B, C, D, z)   (A = -exp(A_log), computed at load)
+  selective_scan(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), ws.dbc.data() + R,
+                 ws.dbc.data() + R + N, n_dbc, w.D.data(), z, 2 * E, state.ssm.data(),
+                 ws.y.data());
+
+  // out = self.out_proj(y)
+  project(w.out_proj, ws.y.data(), n, out);
+  add_bias(w.out_proj_bias, out, n);
+}
+
+}  // namespace mamba

@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""Writes the test fixtures: small random Mamba checkpoints and their float64 reference logits.
+
+    /usr/bin/python3 scripts/reference.py [--out tests/fixtures]
+
+Each fixture is a directory holding a checkpoint as a user would download it (config.json plus
+safetensors, in the layout the case is about) and:
+    reference.json   {"case": ..., "tokens": [...], "vocab_size": V, "dtype": ...}
+    logits.bin       float64 little-endian, row-major [n_tokens][vocab_size], from mamba_ref.forward
+The reference runs in float64 on exactly the values the checkpoint stores (rounded to its dtype).
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mamba_ref as ref  # noqa: E402
+
+DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+
+# name: (config arguments, seed, how it is stored)
+CASES = {
+    # d_state, d_conv and dt_rank all off their defaults; vocab not a multiple of 8
+    "tiny": (dict(d_model=16, n_layer=2, vocab_size=37, d_state=5, d_conv=3, dt_rank=3), 1,
+             dict()),
+    # untied lm_head, projection biases, "auto" dt_rank
+    "untied_bias": (dict(d_model=24, n_layer=3, vocab_size=61, use_bias=True, tie=False), 2,
+                    dict(dt_rank_auto=True)),
+    # original state-spaces naming and config; vocab 45 padded to 48
+    "state_spaces": (dict(d_model=32, n_layer=2, vocab_size=48, d_state=12), 3,
+                     dict(state_spaces=True, unpadded_vocab=45)),
+    "bf16": (dict(d_model=16, n_layer=2, vocab_size=40, d_state=8), 4, dict(dtype="BF16")),
+    "f16": (dict(d_model=16, n_layer=2, vocab_size=40, d_state=8), 5, dict(dtype="F16")),
+    # two shards with an index, conv weight stored 2-D (d_inner, d_conv), no conv bias
+    "sharded": (dict(d_model=16, n_layer=3, vocab_size=29, d_conv=2, use_conv_bias=False), 6,
+                dict(shards=2, conv_2d=True)),
+    # Falcon-Mamba: weightless RMSNorm on dt, B and C
+    "falcon": (dict(d_model=16, n_layer=2, vocab_size=33, falcon=True, mixer_eps=1e-6), 7, dict()),
+}
+
+N_TOKENS = 13
+
+
+def write_case(out_dir, name, cfg_args, seed, how):
+    d = os.path.join(out_dir, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    cfg = ref.make_config(**cfg_args)
+    dtype = how.get("dtype", "F32")
+    params = ref.round_to(ref.random_params(cfg, seed), DTYPES[dtype])
+    tokens = torch.randint(0, how.get("unpadded_vocab", cfg["vocab_size"]), (N_TOKENS,),
+                           generator=torch.Generator().manual_seed(seed + 100)).tolist()
+    logits, _ = ref.forward(params, cfg, tokens)
+
+    if how.get("state_spaces"):
+        conf = ref.state_spaces_config_json(
+            dict(cfg, vocab_size=how["unpadded_vocab"]), pad_vocab_size_multiple=8)
+        params = {("backbone.embedding.weight" if k == "backbone.embeddings.weight" else k): v
+                  for k, v in params.items()}
+    else:
+        conf = ref.hf_config_json(cfg)
+        if how.get("dt_rank_auto"):
+            conf["time_step_rank"] = "auto"
+    if how.get("conv_2d"):
+        params = {k: (v.reshape(v.shape[0], v.shape[2]) if k.endswith("conv1d.weight") else v)
+                  for k, v in params.items()}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(conf, f, indent=2)
+
+    shards = how.get("shards", 1)
+    if shards == 1:
+        ref.write_safetensors(os.path.join(d, "model.safetensors"), params, DTYPES[dtype])
+    else:
+        names = list(params)
+        weight_map = {}
+        for s in range(shards):
+            part = names[s::shards]
+            fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+            ref.write_safetensors(os.path.join(d, fname), {k: params[k] for k in part},
+                                  DTYPES[dtype])
+            weight_map.update({k: fname for k in part})
+        with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+            json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
+
+    with open(os.path.join(d, "reference.json"), "w") as f:
+        json.dump({"case": name, "tokens": tokens, "vocab_size": cfg["vocab_size"],
+                   "dtype": dtype}, f)
+    with open(os.path.join(d, "logits.bin"), "wb") as f:
+        f.write(logits.contiguous().numpy().astype("<f8").tobytes())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
+                                                  "fixtures"))
+    args = ap.parse_args()
+    for name, (cfg_args, seed, how) in CASES.items():
+        write_case(args.out, name, cfg_args, seed, how)
+        print("wrote", os.path.join(args.out, name))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+// Whole-model logits against the float64 reference (scripts/reference.py), in float and double,
+// and the state contract: prefill == step-by-step == prefill in chunks.
+#include <gtest/gtest.h>
+
+#include <mamba/mamba.hpp>
+
+#include "reference_fixture.hpp"
+
+namespace {
+
+const char* kCases[] = {"tiny", "untied_bias", "state_spaces", "bf16", "f16", "sharded", "falcon"};
+
+template <class T>
+double tolerance();
+template <>
+double tolerance<float>() { return 1e-5; }
+template <>
+double tolerance<double>() { return 1e-12; }
+
+template <class T>
+class ModelTest : public ::testing::Test {};
+using Scalars = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(ModelTest, Scalars);
+
+TYPED_TEST(ModelTest, LogitsMatchFloat64Reference) {
+  for (const char* name : kCases) {
+    SCOPED_TRACE(name);
+    const auto ref = ReferenceFixture::load(name);
+    const auto model = mamba::BasicModel<TypeParam>::load(ref.dir);
+    ASSERT_EQ(model.vocab_size(), ref.vocab_size);
+    auto state = model.new_state();
+    const auto logits = model.prefill(ref.tokens, state, mamba::Logits::All);
+    const double err = relative_error(logits, ref.logits);
+    EXPECT_LE(err, tolerance<TypeParam>());
+    EXPECT_EQ(state.n_tokens, static_cast<int64_t>(ref.tokens.size()));
+  }
+}
+
+TYPED_TEST(ModelTest, LastLogitsAreTheLastRow) {
+  const auto ref = ReferenceFixture::load("untied_bias");
+  const auto model = mamba::BasicModel<TypeParam>::load(ref.dir);
+  auto s1 = model.new_state(), s2 = model.new_state();
+  const auto all = model.prefill(ref.tokens, s1, mamba::Logits::All);
+  const auto last = model.prefill(ref.tokens, s2);
+  ASSERT_EQ(last.size(), static_cast<size_t>(model.vocab_size()));
+  const std::vector<TypeParam> last_row(all.end() - model.vocab_size(), all.end());
+  EXPECT_LE(relative_error(last, last_row), tolerance<TypeParam>() / 10);  // matvec vs GEMM
+  EXPECT_EQ(s1, s2);
+}
+
+TYPED_TEST(ModelTest, PrefillEqualsStepByStep) {
+  for (const char* name : kCases) {
+    SCOPED_TRACE(name);
+    const auto ref = ReferenceFixture::load(name);
+    const auto model = mamba::BasicModel<TypeParam>::load(ref.dir);
+    auto prefilled = model.new_state(), stepped = model.new_state();
+    const auto all = model.prefill(ref.tokens, prefilled, mamba::Logits::All);
+    std::vector<TypeParam> step_logits;
+    for (int32_t t : ref.tokens) {
+      const auto l = model.step(t, stepped);
+      step_logits.insert(step_logits.end(), l.begin(), l.end());
+    }
+    EXPECT_LE(relative_error(step_logits, all), tolerance<TypeParam>() / 10);
+    for (size_t l = 0; l < prefilled.layers.size(); ++l) {
+      EXPECT_LE(relative_error(stepped.layers[l].ssm, prefilled.layers[l].ssm),
+                tolerance<TypeParam>() / 10);
+      EXPECT_LE(relative_error(stepped.layers[l].conv, prefilled.layers[l].conv),
+                tolerance<TypeParam>() / 10);
+    }
+    // and both agree with the reference
+    EXPECT_LE(relative_error(step_logits, ref.logits), tolerance<TypeParam>());
+  }
+}
+
+TYPED_TEST(ModelTest, PrefillInChunksCarriesTheState) {
+  const auto ref = ReferenceFixture::load("tiny");
+  const auto model = mamba::BasicModel<TypeParam>::load(ref.dir);
+  const std::span<const int32_t> all(ref.tokens);
+  // splits of 1, 2 (shorter than d_conv - 1) and 5 tokens
+  for (size_t split : {size_t{1}, size_t{2}, size_t{5}}) {
+    SCOPED_TRACE(split);
+    auto whole = model.new_state(), chunked = model.new_state();
+    const auto expected = model.prefill(all, whole, mamba::Logits::All);
+    auto got = model.prefill(all.first(split), chunked, mamba::Logits::All);
+    const auto rest = model.prefill(all.subspan(split), chunked, mamba::Logits::All);
+    got.insert(got.end(), rest.begin(), rest.end());
+    EXPECT_LE(relative_error(got, expected), tolerance<TypeParam>() / 10);
+    EXPECT_EQ(chunked.n_tokens, whole.n_tokens);
+  }
+}
+
+TYPED_TEST(ModelTest, LongPromptCrossesTheInternalChunk) {
+  // Prefill bounds its activations by working in chunks of 256 tokens; 600 tokens cross two.
+  const auto ref = ReferenceFixture::load("tiny");
+  const auto model = mamba::BasicModel<TypeParam>::load(ref.dir);
+  std::vector<int32_t> tokens(600);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = (i * 7 + 3) % ref.vocab_size;
+  auto a = model.new_state(), b = model.new_state();
+  const auto whole = model.prefill(tokens, a, mamba::Logits::All);
+  std::vector<TypeParam> stepped;
+  for (int32_t t : tokens) {
+    const auto l = model.step(t, b);
+    stepped.insert(stepped.end(), l.begin(), l.end());
+  }
+  EXPECT_LE(relative_error(stepped, whole), tolerance<TypeParam>() / 10);
+}
+
+TEST(Model, StateIsCopyableAndResettable) {
+  const auto ref = ReferenceFixture::load("tiny");
+  const auto model = mamba::Model::load(ref.dir);
+  auto state = model.new_state();
+  model.prefill(std::span<const int32_t>(ref.tokens).first(6), state);
+  const auto checkpoint = state;  // copy
+  const auto a = model.step(3, state);
+  state = checkpoint;  // roll back
+  EXPECT_EQ(model.step(3, state), a);
+  state.reset();
+  EXPECT_EQ(state, model.new_state());
+}
+
+TEST(Model, RejectsBadTokensAndForeignStates) {
+  const auto tiny = mamba::Model::load(ReferenceFixture::load("tiny").dir);
+  const auto other = mamba::Model::load(ReferenceFixture::load("untied_bias").dir);
+  auto state = tiny.new_state();
+  EXPECT_THROW(tiny.step(-1, state), mamba::ArgumentError);
+  EXPECT_THROW(tiny.step(static_cast<int32_t>(tiny.vocab_size()), state), mamba::ArgumentError);
+  EXPECT_THROW(tiny.prefill(std::vector<int32_t>{}, state), mamba::ArgumentError);
+  auto foreign = other.new_state();
+  EXPECT_THROW(tiny.step(1, foreign), mamba::ArgumentError);
+  std::vector<float> wrong_size(3);
+  EXPECT_THROW(tiny.step(1, state, wrong_size), mamba::ArgumentError);
+}
+
+TEST(Model, LoadsASafetensorsFileDirectly) {
+  const auto ref = ReferenceFixture::load("tiny");
+  const auto model = mamba::Model::load(ref.dir + "/model.safetensors");
+  auto state = model.new_state();
+  EXPECT_LE(relative_error(model.prefill(ref.tokens, state, mamba::Logits::All), ref.logits), 1e-5);
+}
+
+}  // namespace

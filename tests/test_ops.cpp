@@ -1,0 +1,227 @@
+// Every op against plain double loops written here from the equations, on random inputs with
+// sizes that are not multiples of any vector width.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <mamba/ops/activations.hpp>
+#include <mamba/ops/half.hpp>
+#include <mamba/ops/matmul.hpp>
+#include <mamba/ops/rmsnorm.hpp>
+#include <mamba/ssm/conv.hpp>
+#include <mamba/ssm/discretize.hpp>
+#include <mamba/ssm/scan.hpp>
+
+#include "reference_fixture.hpp"
+
+namespace {
+
+std::vector<double> random_vector(size_t n, uint32_t seed, double lo = -1, double hi = 1) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<double> d(lo, hi);
+  std::vector<double> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+template <class T>
+std::vector<T> cast(const std::vector<double>& v) {
+  return std::vector<T>(v.begin(), v.end());
+}
+
+TEST(Activations, MatchTheirDefinitions) {
+  for (double v : {-30.0, -5.0, -0.3, 0.0, 1e-8, 0.7, 19.99, 20.0, 20.01, 40.0}) {
+    EXPECT_NEAR(mamba::silu(v), v / (1 + std::exp(-v)), 1e-15 * (1 + std::abs(v)));
+    const double sp = v > 20 ? v : std::log(1 + std::exp(v));
+    EXPECT_NEAR(mamba::softplus(v), sp, 1e-12 * (1 + std::abs(v)));
+  }
+  // PyTorch's threshold: above 20 softplus is the identity, exactly
+  EXPECT_EQ(mamba::softplus(20.5f), 20.5f);
+  EXPECT_NE(mamba::softplus(19.5), 19.5);
+}
+
+TEST(RmsNorm, MatchesDoubleLoop) {
+  for (int n : {1, 7, 33, 257}) {
+    const auto x = random_vector(n, n), w = random_vector(n, n + 1);
+    double ms = 0;
+    for (double v : x) ms += v * v;
+    ms /= n;
+    std::vector<double> want(n);
+    for (int i = 0; i < n; ++i) want[i] = x[i] / std::sqrt(ms + 1e-5) * w[i];
+    std::vector<float> xf = cast<float>(x), wf = cast<float>(w), yf(n);
+    mamba::rmsnorm(xf.data(), wf.data(), yf.data(), n, 1e-5);
+    EXPECT_LE(relative_error(yf, want), 1e-6);
+    std::vector<double> yd(n);
+    mamba::rmsnorm(x.data(), w.data(), yd.data(), n, 1e-5);
+    EXPECT_LE(relative_error(yd, want), 1e-14);
+    mamba::rmsnorm(x.data(), static_cast<const double*>(nullptr), yd.data(), n, 1e-5);
+    for (int i = 0; i < n; ++i) EXPECT_NEAR(yd[i], want[i] / w[i], 1e-12);
+  }
+}
+
+TEST(Discretize, ExactAndSimplifiedAgreeToFirstOrder) {
+  const double a = -3.0, b = 0.7;
+  double previous_gap = 0;
+  for (double dt : {1e-2, 1e-3, 1e-4, 1e-5}) {
+    const auto exact = mamba::zoh_exact(dt, a, b);
+    const auto simple = mamba::zoh_simplified(dt, a, b);
+    EXPECT_EQ(exact.A_bar, simple.A_bar);
+    EXPECT_DOUBLE_EQ(exact.A_bar, std::exp(dt * a));
+    // (exp(dt a) - 1)/a b = dt b (1 + dt a / 2 + O(dt^2)): the relative gap is about |dt a| / 2
+    const double gap = std::abs(exact.B_bar - simple.B_bar) / std::abs(simple.B_bar);
+    EXPECT_NEAR(gap, std::abs(dt * a) / 2, std::pow(dt * a, 2));
+    if (previous_gap > 0) {
+      EXPECT_NEAR(previous_gap / gap, 10.0, 0.5);  // first order in dt
+    }
+    previous_gap = gap;
+  }
+  // a = 0 is the limit: both are dt * b
+  EXPECT_EQ(mamba::zoh_exact(0.5, 0.0, 2.0).B_bar, 1.0);
+}
+
+TEST(Discretize, ExactFormIsTheIntegralOfTheContinuousSystem) {
+  // Bbar = integral_0^dt exp(a s) ds * b, by the midpoint rule with many steps
+  const double a = -2.5, b = 1.3, dt = 0.4;
+  const int steps = 100000;
+  double integral = 0;
+  for (int i = 0; i < steps; ++i) integral += std::exp(a * (i + 0.5) * dt / steps) * dt / steps;
+  EXPECT_NEAR(mamba::zoh_exact(dt, a, b).B_bar, integral * b, 1e-10);
+}
+
+// Reference conv from the formula: y[t,c] = b[c] + sum_k w[c,k] x[t-(K-1)+k, c] with zeros before t=0
+std::vector<double> conv_reference(const std::vector<double>& x, const std::vector<double>& w,
+                                   const std::vector<double>& b, int n, int E, int K) {
+  std::vector<double> y(n * E);
+  for (int t = 0; t < n; ++t)
+    for (int c = 0; c < E; ++c) {
+      double acc = b[c];
+      for (int k = 0; k < K; ++k) {
+        const int s = t - (K - 1) + k;
+        if (s >= 0) acc += w[c * K + k] * x[s * E + c];
+      }
+      y[t * E + c] = acc;
+    }
+  return y;
+}
+
+TEST(Conv, SequenceAndStepMatchTheFormula) {
+  for (int K : {1, 2, 4, 5}) {
+    for (int n : {1, 3, 11}) {
+      SCOPED_TRACE(testing::Message() << "K=" << K << " n=" << n);
+      const int E = 13;
+      const auto x = random_vector(n * E, 1), w = random_vector(E * K, 2), b = random_vector(E, 3);
+      const auto want = conv_reference(x, w, b, n, E, K);
+      std::vector<double> state(std::max(K - 1, 0) * E, 0.0), y(n * E);
+      mamba::causal_conv1d(n, E, K, w.data(), b.data(), state.data(), x.data(), E, y.data());
+      EXPECT_LE(relative_error(y, want), 1e-15);
+      std::vector<double> state2((K - 1) * E, 0.0), y2(n * E);
+      for (int t = 0; t < n; ++t)
+        mamba::causal_conv1d_step(E, K, w.data(), b.data(), state2.data(), &x[t * E], &y2[t * E]);
+      EXPECT_LE(relative_error(y2, y), 1e-15);
+      EXPECT_EQ(state2, state);  // copies of the inputs: exact
+      // the state holds the last K-1 inputs (zeros before the start)
+      for (int k = 0; k < K - 1; ++k)
+        for (int c = 0; c < E; ++c) {
+          const int s = n - (K - 1) + k;
+          EXPECT_EQ(state[k * E + c], s >= 0 ? x[s * E + c] : 0.0);
+        }
+    }
+  }
+}
+
+TEST(Scan, SequenceAndStepMatchTheRecurrence) {
+  const int E = 11, N = 7, n = 9;
+  const auto x = random_vector(n * E, 4), dt = random_vector(n * E, 5, 0.001, 0.5);
+  const auto Araw = random_vector(E * N, 6, 0.1, 3.0), B = random_vector(n * N, 7),
+             C = random_vector(n * N, 8), D = random_vector(E, 9), z = random_vector(n * E, 10);
+  std::vector<double> A(E * N);
+  for (int i = 0; i < E * N; ++i) A[i] = -Araw[i];
+  // the recurrence, written out
+  std::vector<double> h(E * N, 0.0), want(n * E);
+  for (int t = 0; t < n; ++t)
+    for (int c = 0; c < E; ++c) {
+      double y = 0;
+      for (int s = 0; s < N; ++s) {
+        double& hs = h[c * N + s];
+        hs = std::exp(dt[t * E + c] * A[c * N + s]) * hs + dt[t * E + c] * B[t * N + s] * x[t * E + c];
+        y += hs * C[t * N + s];
+      }
+      y += D[c] * x[t * E + c];
+      const double g = z[t * E + c];
+      want[t * E + c] = y * g / (1 + std::exp(-g));
+    }
+  std::vector<double> hs(E * N, 0.0), y(n * E);
+  mamba::selective_scan(n, E, N, x.data(), E, dt.data(), A.data(), B.data(), C.data(), N, D.data(),
+                        z.data(), E, hs.data(), y.data());
+  EXPECT_LE(relative_error(y, want), 1e-14);
+  EXPECT_LE(relative_error(hs, h), 1e-14);
+  // float, against the same double reference
+  auto xf = cast<float>(x), dtf = cast<float>(dt), Af = cast<float>(A), Bf = cast<float>(B),
+       Cf = cast<float>(C), Df = cast<float>(D), zf = cast<float>(z);
+  std::vector<float> hf(E * N, 0.f), yf(n * E);
+  for (int t = 0; t < n; ++t)
+    mamba::selective_scan_step(E, N, &xf[t * E], &dtf[t * E], Af.data(), &Bf[t * N], &Cf[t * N],
+                               Df.data(), &zf[t * E], hf.data(), &yf[t * E]);
+  EXPECT_LE(relative_error(yf, want), 1e-5);
+}
+
+// A weight matrix stored as `type`, with its values as double for the reference.
+struct StoredMatrix {
+  std::vector<std::byte> bytes;
+  std::vector<double> values;
+  mamba::MatrixView view;
+};
+
+StoredMatrix make_matrix(mamba::DType type, int rows, int cols, uint32_t seed) {
+  StoredMatrix m;
+  const auto v = random_vector(rows * cols, seed);
+  m.bytes.resize(rows * mamba::row_bytes(type, cols));
+  for (int i = 0; i < rows * cols; ++i) {
+    const float f = static_cast<float>(v[i]);
+    if (type == mamba::DType::F32) {
+      std::memcpy(&m.bytes[4 * i], &f, 4);
+      m.values.push_back(f);
+    } else {
+      const uint16_t h = type == mamba::DType::F16 ? mamba::f32_to_f16(f) : mamba::f32_to_bf16(f);
+      std::memcpy(&m.bytes[2 * i], &h, 2);
+      m.values.push_back(type == mamba::DType::F16 ? mamba::f16_to_f32(h) : mamba::bf16_to_f32(h));
+    }
+  }
+  m.view = {type, m.bytes.data(), rows, cols};
+  return m;
+}
+
+template <class T>
+class MatmulTest : public ::testing::Test {};
+using Scalars = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(MatmulTest, Scalars);
+
+TYPED_TEST(MatmulTest, MatchesDoubleLoops) {
+  using T = TypeParam;
+  const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
+  for (auto type : {mamba::DType::F32, mamba::DType::F16, mamba::DType::BF16}) {
+    for (auto [rows, cols, n] : {std::tuple{7, 13, 5}, {1, 1, 2}, {37, 100, 3}, {300, 17, 9}}) {
+      SCOPED_TRACE(testing::Message() << mamba::dtype_name(type) << " " << rows << "x" << cols);
+      const auto W = make_matrix(type, rows, cols, rows * cols);
+      const auto X = random_vector(n * cols, 42);
+      std::vector<double> want(n * rows);
+      for (int t = 0; t < n; ++t)
+        for (int r = 0; r < rows; ++r) {
+          double acc = 0;
+          for (int c = 0; c < cols; ++c) acc += W.values[r * cols + c] * X[t * cols + c];
+          want[t * rows + r] = acc;
+        }
+      const auto Xt = cast<T>(X);
+      std::vector<T> Y(n * rows);
+      mamba::matmul(W.view, Xt.data(), n, Y.data());
+      EXPECT_LE(relative_error(Y, want), tol);
+      std::vector<T> y(rows);
+      mamba::matvec(W.view, Xt.data(), y.data());
+      EXPECT_LE(relative_error(y, std::vector<double>(want.begin(), want.begin() + rows)), tol);
+    }
+  }
+}
+
+}  // namespace
