@@ -139,3 +139,49 @@ TEST(Model, LoadsASafetensorsFileDirectly) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Model, StepBatchEqualsSteppingEachSequenceAlone) {
+  for (const char* name : {"tiny", "untied_bias", "falcon"}) {
+    SCOPED_TRACE(name);
+    const auto ref = ReferenceFixture::load(name);
+    const auto model = mamba::Model::load(ref.dir);
+    // 5 sequences at different points: each has consumed a different prefix of the fixture
+    constexpr int kBatch = 5;
+    std::vector<mamba::State> batch, alone;
+    for (int b = 0; b < kBatch; ++b) {
+      batch.push_back(model.new_state());
+      model.prefill(std::span<const int32_t>(ref.tokens).first(b + 1), batch.back());
+    }
+    alone = batch;
+    std::vector<int32_t> next(kBatch);
+    for (int b = 0; b < kBatch; ++b) next[b] = (b * 5 + 1) % ref.vocab_size;
+    for (int step = 0; step < 6; ++step) {
+      const auto logits = model.step_batch(next, batch);
+      ASSERT_EQ(logits.size(), size_t(kBatch * model.vocab_size()));
+      for (int b = 0; b < kBatch; ++b) {
+        const auto want = model.step(next[b], alone[b]);
+        const std::vector<float> got(logits.begin() + b * model.vocab_size(),
+                                     logits.begin() + (b + 1) * model.vocab_size());
+        EXPECT_LE(relative_error(got, want), 1e-6);
+        next[b] = std::max_element(want.begin(), want.end()) - want.begin();  // greedy
+      }
+    }
+    for (int b = 0; b < kBatch; ++b) {
+      EXPECT_EQ(batch[b].n_tokens, alone[b].n_tokens);
+      for (size_t l = 0; l < alone[b].layers.size(); ++l)
+        EXPECT_LE(relative_error(batch[b].layers[l].ssm, alone[b].layers[l].ssm), 1e-6);
+    }
+  }
+}
+
+TEST(Model, StepBatchChecksItsArguments) {
+  const auto model = mamba::Model::load(ReferenceFixture::load("tiny").dir);
+  std::vector<mamba::State> states(2, model.new_state());
+  EXPECT_THROW(model.step_batch(std::vector<int32_t>{1}, states), mamba::ArgumentError);
+  EXPECT_THROW(model.step_batch(std::vector<int32_t>{1, 999}, states), mamba::ArgumentError);
+  EXPECT_TRUE(model.step_batch({}, std::span<mamba::State>()).empty());
+}
+
+}  // namespace

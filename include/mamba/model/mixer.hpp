@@ -1,6 +1,7 @@
 #pragma once
 // The Mamba mixer of one layer over n tokens (n = 1 is decode and takes the step forms).
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "mamba/config.hpp"
@@ -26,6 +27,7 @@ struct Workspace {
   std::vector<T> dt_low;  // (n, dt_rank)
   std::vector<T> dt;      // (n, d_inner)
   std::vector<T> y;       // (n, d_inner)
+  std::vector<LayerState<T>*> layer_states;  // (n_states), the current layer's state of each
 
   void resize(const ModelConfig& c, int64_t n) {
     hidden.resize(n * c.d_model);
@@ -57,11 +59,16 @@ inline void add_bias(std::span<const T> bias, T* Y, int64_t n) {
 }
 
 // u: (n, d_model) normalised input   out: (n, d_model)   ws: resized for n tokens
+// The n rows are either n consecutive tokens of one sequence (one state), or one token each of n
+// independent sequences (n states, batched decode): the projections read each weight once for
+// all rows either way; only the conv and the scan, which carry state, tell the two apart.
 template <class T>
 inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T* u, int64_t n,
-                        LayerState<T>& state, Workspace<T>& ws, T* out) {
+                        std::span<LayerState<T>* const> states, Workspace<T>& ws, T* out) {
   const int64_t E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
   const int64_t n_dbc = R + 2 * N;
+  const bool one_sequence = states.size() == 1;
+  auto state_of = [&](int64_t row) -> LayerState<T>& { return *states[one_sequence ? 0 : row]; };
 
   // xz = self.in_proj(hidden_states); x, z = xz.chunk(2, dim=-1)
   project(w.in_proj, u, n, ws.xz.data());
@@ -71,10 +78,14 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
 
   // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
   const T* conv_b = w.conv_b.empty() ? nullptr : w.conv_b.data();
-  if (n == 1)
-    causal_conv1d_step(E, K, w.conv_w.data(), conv_b, state.conv.data(), x_in, ws.x.data());
-  else
-    causal_conv1d(n, E, K, w.conv_w.data(), conv_b, state.conv.data(), x_in, 2 * E, ws.x.data());
+  if (one_sequence && n > 1) {
+    causal_conv1d(n, E, K, w.conv_w.data(), conv_b, states[0]->conv.data(), x_in, 2 * E,
+                  ws.x.data());
+  } else {
+    for (int64_t t = 0; t < n; ++t)
+      causal_conv1d_step(E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
+                         x_in + t * 2 * E, ws.x.data() + t * E);
+  }
   for (int64_t i = 0; i < n * E; ++i) ws.x[i] = silu(ws.x[i]);
 
   // x_dbl = self.x_proj(x); dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
@@ -96,9 +107,16 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
     for (int64_t e = 0; e < E; ++e) ws.dt[t * E + e] = softplus(ws.dt[t * E + e] + w.dt_bias[e]);
 
   // y = selective_scan(x, dt, A, B, C, D, z)   (A = -exp(A_log), computed at load)
-  selective_scan(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), ws.dbc.data() + R,
-                 ws.dbc.data() + R + N, n_dbc, w.D.data(), z, 2 * E, state.ssm.data(),
-                 ws.y.data());
+  if (one_sequence) {
+    selective_scan(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), ws.dbc.data() + R,
+                   ws.dbc.data() + R + N, n_dbc, w.D.data(), z, 2 * E, states[0]->ssm.data(),
+                   ws.y.data());
+  } else {
+    for (int64_t t = 0; t < n; ++t)
+      selective_scan_step(E, N, ws.x.data() + t * E, ws.dt.data() + t * E, w.A.data(),
+                          ws.dbc.data() + t * n_dbc + R, ws.dbc.data() + t * n_dbc + R + N,
+                          w.D.data(), z + t * 2 * E, state_of(t).ssm.data(), ws.y.data() + t * E);
+  }
 
   // out = self.out_proj(y)
   project(w.out_proj, ws.y.data(), n, out);

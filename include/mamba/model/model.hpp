@@ -49,13 +49,14 @@ class BasicModel {
     if (tokens.empty()) throw ArgumentError("prefill: no tokens");
     std::vector<T> logits((which == Logits::All ? tokens.size() : 1) * config_.vocab_size);
     Workspace<T> ws;
+    State* one[] = {&state};
     constexpr size_t kChunk = 256;  // bounds the activations; the state carries across chunks
     for (size_t i = 0; i < tokens.size(); i += kChunk) {
       const auto chunk = tokens.subspan(i, std::min(kChunk, tokens.size() - i));
       const bool last = i + chunk.size() == tokens.size();
       T* out = which == Logits::All ? logits.data() + i * config_.vocab_size
                                     : (last ? logits.data() : nullptr);
-      forward(chunk, state, ws, which, out);
+      forward(chunk, one, ws, which, out);
     }
     return logits;
   }
@@ -73,11 +74,27 @@ class BasicModel {
       throw ArgumentError("step: logits span has " + std::to_string(logits.size()) +
                           " entries, vocab_size is " + std::to_string(config_.vocab_size));
     thread_local Workspace<T> ws;
-    forward(std::span<const int32_t>(&token, 1), state, ws, Logits::Last, logits.data());
+    State* one[] = {&state};
+    forward(std::span<const int32_t>(&token, 1), one, ws, Logits::Last, logits.data());
+  }
+
+  // One token for each of N independent sequences, in one pass over the weights. Returns
+  // N x vocab_size logits, row-major; equal to stepping each sequence alone.
+  std::vector<T> step_batch(std::span<const int32_t> tokens, std::span<State> states) const {
+    if (tokens.size() != states.size())
+      throw ArgumentError("step_batch: " + std::to_string(tokens.size()) + " tokens for " +
+                          std::to_string(states.size()) + " states");
+    if (tokens.empty()) return {};
+    std::vector<State*> ptrs;
+    for (auto& s : states) ptrs.push_back(&s);
+    std::vector<T> logits(tokens.size() * config_.vocab_size);
+    thread_local Workspace<T> ws;
+    forward(tokens, ptrs, ws, Logits::All, logits.data());
+    return logits;
   }
 
  private:
-  void check(std::span<const int32_t> tokens, const State& state) const {
+  void check(const State& state) const {
     const bool fits =
         static_cast<int64_t>(state.layers.size()) == config_.n_layer &&
         std::all_of(state.layers.begin(), state.layers.end(), [&](const LayerState<T>& l) {
@@ -85,17 +102,23 @@ class BasicModel {
                  static_cast<int64_t>(l.ssm.size()) == config_.d_inner * config_.d_state;
         });
     if (!fits) throw ArgumentError("state was made for a model of another shape");
+  }
+
+  void check(std::span<const int32_t> tokens) const {
     for (int32_t t : tokens)
       if (t < 0 || t >= config_.vocab_size)
         throw ArgumentError("token id " + std::to_string(t) + " is outside the vocabulary [0, " +
                             std::to_string(config_.vocab_size) + ")");
   }
 
+  // tokens are n consecutive tokens of states[0], or one token each of n states.
   // logits: null (no output wanted), one row (Logits::Last) or n rows (Logits::All).
-  void forward(std::span<const int32_t> tokens, State& state, Workspace<T>& ws, Logits which,
-               T* logits) const {
-    check(tokens, state);
+  void forward(std::span<const int32_t> tokens, std::span<State* const> states, Workspace<T>& ws,
+               Logits which, T* logits) const {
+    check(tokens);
+    for (const State* s : states) check(*s);
     const int64_t n = tokens.size(), D = config_.d_model;
+    ws.layer_states.assign(states.size(), nullptr);
     ws.resize(config_, n);
     T* hidden = ws.hidden.data();
     T* residual = ws.residual.data();
@@ -112,9 +135,10 @@ class BasicModel {
       for (int64_t t = 0; t < n; ++t)
         rmsnorm(&residual[t * D], lw.norm.data(), &u[t * D], D, config_.norm_eps);
       // hidden_states = self.mixer(hidden_states)
-      mamba_mixer(lw, config_, u, n, state.layers[l], ws, hidden);
+      for (size_t s = 0; s < states.size(); ++s) ws.layer_states[s] = &states[s]->layers[l];
+      mamba_mixer<T>(lw, config_, u, n, ws.layer_states, ws, hidden);
     }
-    state.n_tokens += n;
+    for (State* s : states) s->n_tokens += states.size() == 1 ? n : 1;
     if (!logits) return;
     // hidden_states = self.norm_f(hidden_states + residual)
     const int64_t first = which == Logits::All ? 0 : n - 1;
