@@ -421,8 +421,10 @@ def mamba_tensor_type(gname, shape, qtype):
     return qtype if shape[-1] % GGML_TYPES[qtype][1] == 0 else "F16"
 
 
-def mamba_gguf_tensors(params, cfg, qtype):
-    """[(gguf name, type, ne, bytes, dequantized float64 torch tensor in HF shape, HF name)]."""
+def mamba_gguf_tensors(params, cfg, qtype, conv_3d=False):
+    """[(gguf name, type, ne, bytes, dequantized float64 torch tensor in HF shape, HF name)].
+    conv_3d: store the conv weight as ne {d_conv, 1, d_inner} (older converters) instead of
+    {d_conv, d_inner}."""
     import torch
     out = []
     for hf, t in params.items():
@@ -431,7 +433,7 @@ def mamba_gguf_tensors(params, cfg, qtype):
         if hf.endswith("mixer.A_log"):
             t = -torch.exp(t)  # GGUF stores A itself
         if hf.endswith("conv1d.weight"):
-            t = t.reshape(t.shape[0], t.shape[-1])  # (d_inner, d_conv): ne {d_conv, d_inner}
+            t = t.reshape(t.shape[0], 1, t.shape[-1]) if conv_3d else t.reshape(t.shape[0], t.shape[-1])
         typ = mamba_tensor_type(name, tuple(t.shape), qtype)
         x = t.to(torch.float32).numpy()
         raw = quantize(typ, x)
@@ -441,7 +443,7 @@ def mamba_gguf_tensors(params, cfg, qtype):
 
 
 def write_mamba_gguf(path, params, cfg, qtype="F32", tokenizer=None, alignment=None,
-                     context_length=2048, version=3):
+                     context_length=2048, version=3, conv_3d=False):
     """Writes a llama.cpp-style Mamba GGUF; returns the HF params dict as the file stores them
     (dequantized, float64, A_log recomputed from the stored A) for the reference model.
     tokenizer: optional dict with tokens, token_type, merges, bos_id, eos_id (and pre)."""
@@ -468,7 +470,7 @@ def write_mamba_gguf(path, params, cfg, qtype="F32", tokenizer=None, alignment=N
         w.add("tokenizer.ggml.bos_token_id", UINT32, tokenizer["bos_id"])
         w.add("tokenizer.ggml.eos_token_id", UINT32, tokenizer["eos_id"])
     stored = {}
-    for name, typ, ne, raw, back, hf in mamba_gguf_tensors(params, cfg, qtype):
+    for name, typ, ne, raw, back, hf in mamba_gguf_tensors(params, cfg, qtype, conv_3d):
         w.add_tensor(name, typ, ne, raw)
         if hf.endswith("mixer.A_log"):
             back = torch.log(-back)

@@ -10,6 +10,12 @@ quant/summary.json         counts and the Python encoder's relative RMS error pe
 gguf/all_types.gguf        v3, every key type and array type, a tensor of every storage type
                            ("<type>.w") with its decoding as F32 ("<type>.expected")
 gguf/v2_align64.gguf       version 2 with general.alignment = 64
+gguf_models/<case>/        model.gguf (a random Mamba from mamba_ref.random_params, stored as the
+                           case says), reference.json and logits.bin: float64 logits of
+                           mamba_ref.forward on the weights as stored (dequantized), the format
+                           of scripts/reference.py's fixtures
+gguf_models/hf256/         a Hugging Face checkpoint (BF16 safetensors, config.json, a small
+                           tokenizer.json) with rows of 256, for mamba-quantize round trips
 """
 import json
 import os
@@ -19,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_writer as gw  # noqa: E402
+import mamba_ref as ref  # noqa: E402
 
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"]
 
@@ -138,11 +145,96 @@ def gguf_fixtures(out):
     w.write(os.path.join(out, "v2_align64.gguf"))
 
 
+# name: (config arguments, seed, storage type, extra write_mamba_gguf arguments)
+MODEL_CASES = {
+    "f32": (dict(d_model=16, n_layer=2, vocab_size=37, d_state=5, d_conv=3, dt_rank=3), 11, "F32",
+            dict()),
+    "f16": (dict(d_model=16, n_layer=2, vocab_size=37, d_state=5, d_conv=3, dt_rank=3), 12, "F16",
+            dict(conv_3d=True)),
+    "bf16": (dict(d_model=16, n_layer=2, vocab_size=40, d_state=8, tie=False), 13, "BF16",
+             dict(alignment=64)),
+    "q8_0": (dict(d_model=32, n_layer=2, vocab_size=40, d_state=8), 14, "Q8_0", dict()),
+    "q4_0": (dict(d_model=32, n_layer=2, vocab_size=40, d_state=8, tie=False), 15, "Q4_0", dict()),
+    "q4_k": (dict(d_model=256, n_layer=1, vocab_size=32, d_state=8, expand=1), 16, "Q4_K",
+             dict(tokenizer=True)),
+    "q6_k": (dict(d_model=256, n_layer=1, vocab_size=32, d_state=8, expand=1, tie=False), 17,
+             "Q6_K", dict(version=2)),
+    "falcon": (dict(d_model=32, n_layer=2, vocab_size=33, d_state=8, falcon=True, mixer_eps=1e-6),
+               18, "Q8_0", dict()),
+}
+N_TOKENS = 13
+
+
+def tiny_tokenizer(vocab_size):
+    """A byte-level BPE vocabulary of vocab_size entries: tokens, types, merges."""
+    letters = ["a", "b", "c", "d", "e", "\u0120"]
+    tokens, merges = ["<|endoftext|>"] + letters, []
+    while len(tokens) < vocab_size:
+        a, b = letters[len(merges) % 6], letters[(len(merges) * 5 + 1) % 6]
+        if a + b not in tokens:
+            tokens.append(a + b)
+            merges.append(a + " " + b)
+        else:
+            tokens.append(f"x{len(tokens)}")
+    types = [3] + [1] * (vocab_size - 1)
+    return dict(tokens=tokens, token_type=types, merges=merges, bos_id=0, eos_id=0)
+
+
+def write_reference(d, name, cfg, params, seed, dtype):
+    import torch
+    tokens = torch.randint(0, cfg["vocab_size"], (N_TOKENS,),
+                           generator=torch.Generator().manual_seed(seed + 100)).tolist()
+    logits, _ = ref.forward(params, cfg, tokens)
+    with open(os.path.join(d, "reference.json"), "w") as f:
+        json.dump({"case": name, "tokens": tokens, "vocab_size": cfg["vocab_size"],
+                   "dtype": dtype}, f)
+    with open(os.path.join(d, "logits.bin"), "wb") as f:
+        f.write(logits.contiguous().numpy().astype("<f8").tobytes())
+
+
+def model_fixtures(out):
+    import torch
+    for name, (cfg_args, seed, qtype, extra) in MODEL_CASES.items():
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        cfg = ref.make_config(**cfg_args)
+        params = ref.random_params(cfg, seed)
+        extra = dict(extra)
+        if extra.pop("tokenizer", False):
+            extra["tokenizer"] = tiny_tokenizer(cfg["vocab_size"])
+        stored = gw.write_mamba_gguf(os.path.join(d, "model.gguf"), params, cfg, qtype, **extra)
+        write_reference(d, name, cfg, stored, seed, qtype)
+
+    # An HF checkpoint to quantize: BF16 values, rows of 256 so that every type applies.
+    d = os.path.join(out, "hf256")
+    os.makedirs(d, exist_ok=True)
+    cfg = ref.make_config(d_model=256, n_layer=2, vocab_size=32, d_state=8, expand=1)
+    params = ref.round_to(ref.random_params(cfg, 19), torch.bfloat16)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(ref.hf_config_json(cfg), f, indent=2)
+    ref.write_safetensors(os.path.join(d, "model.safetensors"), params, torch.bfloat16)
+    tok = tiny_tokenizer(cfg["vocab_size"])
+    vocab = {t: i for i, t in enumerate(tok["tokens"]) if i > 0}
+    tj = {"version": "1.0", "added_tokens": [
+        {"id": 0, "content": "<|endoftext|>", "single_word": False, "lstrip": False,
+         "rstrip": False, "normalized": False, "special": True}],
+        "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,
+                                              "trim_offsets": True, "use_regex": True},
+        "post_processor": None, "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                  "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                  "fuse_unk": False, "vocab": vocab, "merges": tok["merges"]}}
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tj, f, indent=1, ensure_ascii=False)
+    write_reference(d, "hf256", cfg, params, 19, "BF16")
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
     quant_fixtures(os.path.join(root, "quant"))
     gguf_fixtures(os.path.join(root, "gguf"))
+    model_fixtures(os.path.join(root, "gguf_models"))
 
 
 if __name__ == "__main__":

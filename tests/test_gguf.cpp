@@ -506,3 +506,27 @@ TEST(GgufHostile, RandomCorruptionIsContained) {
   }
   EXPECT_GT(refused, 100);
 }
+
+// A file llama.cpp's tools wrote (the shared vocab-only GGUF): it reads, and its key-values copied
+// verbatim through the writer give the same bytes (plus the padding our writer always adds).
+TEST(GgufRead, LlamaCppVocabFile) {
+  const std::string path = std::string(MAMBA_DATA_DIR) + "/llama.cpp-vocab/ggml-vocab-mpt.gguf";
+  if (!std::ifstream(path).good()) GTEST_SKIP() << "shared data absent: " << path;
+  const auto g = GgufFile::open(path);
+  EXPECT_EQ(g.get_string("tokenizer.ggml.model"), "gpt2");
+  const auto tokens = g.get_string_array("tokenizer.ggml.tokens");
+  EXPECT_EQ(tokens.size(), g.get_int_array("tokenizer.ggml.token_type").size());
+  EXPECT_GT(g.get_string_array("tokenizer.ggml.merges").size(), 1000u);
+  EXPECT_LT(g.get_uint("tokenizer.ggml.eos_token_id"), tokens.size());
+  GgufWriter w;
+  for (const auto& k : g.keys()) {
+    const auto raw = g.raw_value(k);
+    w.set_raw(k, raw.type, raw.bytes);
+  }
+  const std::string out = testing::TempDir() + "gguf_test_vocab_copy.gguf";
+  w.write(out);
+  const auto a = read_bytes(path), b = read_bytes(out);
+  ASSERT_GE(b.size(), a.size());
+  EXPECT_TRUE(std::equal(a.begin(), a.end(), b.begin()));
+  EXPECT_LT(b.size() - a.size(), 32u);
+}

@@ -4,11 +4,14 @@
 #include <string>
 
 #include "mamba/io/checkpoint.hpp"
+#include "mamba/io/gguf_checkpoint.hpp"
 
 namespace mamba {
 
 inline Checkpoint load_checkpoint(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error(path + ": no such file or directory");
+  if (std::filesystem::is_regular_file(path) && is_gguf_file(path))
+    return load_gguf_checkpoint(path);
   return load_safetensors_checkpoint(path);
 }
 

@@ -1,7 +1,7 @@
 #pragma once
-// Products with weight matrices in their stored type: matrix-vector (decode) and matrix-matrix
-// (prefill). Float weights go straight to Eigen; other types are converted a row or a panel of
-// rows at a time, so a weight is never expanded whole in memory.
+// Products with weight matrices in their stored type (F32, F16, BF16 or ggml blocks):
+// matrix-vector (decode) and matrix-matrix (prefill). Float weights go straight to Eigen; other
+// types are converted a row or a panel of rows at a time, so a weight is never expanded whole.
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstddef>
@@ -12,7 +12,8 @@
 
 #include "mamba/error.hpp"
 #include "mamba/ops/dtype.hpp"
-#include "mamba/ops/half.hpp"
+#include "mamba/ops/quant.hpp"
+#include "mamba/ops/quant.hpp"
 
 namespace mamba {
 
@@ -34,29 +35,13 @@ using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMaj
 // dst[0..n) = one stored row, converted to T.
 template <class T>
 inline void load_row(DType type, const std::byte* src, T* dst, int64_t n) {
-  switch (type) {
-    case DType::F32: {
-      if constexpr (std::is_same_v<T, float>) {
-        std::memcpy(dst, src, n * sizeof(float));
-      } else {
-        const float* s = reinterpret_cast<const float*>(src);
-        for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(s[i]);
-      }
-      return;
-    }
-    case DType::F16: {
-      const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(f16_to_f32(s[i]));
-      return;
-    }
-    case DType::BF16: {
-      const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(bf16_to_f32(s[i]));
-      return;
-    }
-    default:
-      throw Error(std::string("weights of type ") + std::string(dtype_name(type)) +
-                  " are not supported yet");
+  if constexpr (std::is_same_v<T, float>) {
+    dequantize_row(type, src, dst, n);
+  } else {
+    thread_local std::vector<float> row;
+    row.resize(n);
+    dequantize_row(type, src, row.data(), n);
+    std::copy(row.begin(), row.end(), dst);
   }
 }
 
