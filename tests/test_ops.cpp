@@ -9,6 +9,7 @@
 #include <mamba/ops/activations.hpp>
 #include <mamba/ops/half.hpp>
 #include <mamba/ops/matmul.hpp>
+#include <mamba/ops/quant.hpp>
 #include <mamba/ops/rmsnorm.hpp>
 #include <mamba/ssm/conv.hpp>
 #include <mamba/ssm/discretize.hpp>
@@ -167,7 +168,7 @@ TEST(Scan, SequenceAndStepMatchTheRecurrence) {
   EXPECT_LE(relative_error(yf, want), 1e-5);
 }
 
-// A weight matrix stored as `type`, with its values as double for the reference.
+// A weight matrix stored as `type`, with its decoded values as double for the reference.
 struct StoredMatrix {
   std::vector<std::byte> bytes;
   std::vector<double> values;
@@ -177,17 +178,14 @@ struct StoredMatrix {
 StoredMatrix make_matrix(mamba::DType type, int rows, int cols, uint32_t seed) {
   StoredMatrix m;
   const auto v = random_vector(rows * cols, seed);
-  m.bytes.resize(rows * mamba::row_bytes(type, cols));
-  for (int i = 0; i < rows * cols; ++i) {
-    const float f = static_cast<float>(v[i]);
-    if (type == mamba::DType::F32) {
-      std::memcpy(&m.bytes[4 * i], &f, 4);
-      m.values.push_back(f);
-    } else {
-      const uint16_t h = type == mamba::DType::F16 ? mamba::f32_to_f16(f) : mamba::f32_to_bf16(f);
-      std::memcpy(&m.bytes[2 * i], &h, 2);
-      m.values.push_back(type == mamba::DType::F16 ? mamba::f16_to_f32(h) : mamba::bf16_to_f32(h));
-    }
+  const std::vector<float> f(v.begin(), v.end());
+  const int64_t stride = mamba::row_bytes(type, cols);
+  m.bytes.resize(rows * stride);
+  std::vector<float> decoded(cols);
+  for (int r = 0; r < rows; ++r) {
+    mamba::quantize_row(type, &f[r * cols], &m.bytes[r * stride], cols);
+    mamba::dequantize_row(type, &m.bytes[r * stride], decoded.data(), cols);
+    m.values.insert(m.values.end(), decoded.begin(), decoded.end());
   }
   m.view = {type, m.bytes.data(), rows, cols};
   return m;
@@ -201,8 +199,13 @@ TYPED_TEST_SUITE(MatmulTest, Scalars);
 TYPED_TEST(MatmulTest, MatchesDoubleLoops) {
   using T = TypeParam;
   const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
-  for (auto type : {mamba::DType::F32, mamba::DType::F16, mamba::DType::BF16}) {
-    for (auto [rows, cols, n] : {std::tuple{7, 13, 5}, {1, 1, 2}, {37, 100, 3}, {300, 17, 9}}) {
+  using mamba::DType;
+  for (auto type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K,
+                    DType::Q6_K}) {
+    const int64_t block = mamba::traits(type).block_size;
+    for (auto [rows, cols, n] : {std::tuple{7, 13, 5}, {1, 1, 2}, {37, 100, 3}, {300, 17, 9},
+                                 {5, 256, 3}, {3, 768, 4}}) {
+      if (cols % block != 0) continue;
       SCOPED_TRACE(testing::Message() << mamba::dtype_name(type) << " " << rows << "x" << cols);
       const auto W = make_matrix(type, rows, cols, rows * cols);
       const auto X = random_vector(n * cols, 42);
