@@ -56,7 +56,14 @@ class Tokenizer {
       if (t.content.empty())
         throw FormatError(source + ": added token " + std::to_string(t.id) + " has empty content");
       added_index_[static_cast<std::size_t>(t.id)] = static_cast<std::int32_t>(k);
-      (t.normalized ? normalized_matcher_ : raw_matcher_).add(t);
+      if (t.normalized && options.nfc) {
+        // Matched in normalized text, so matched as normalized (as the reference does).
+        AddedToken as_matched = t;
+        as_matched.content = nfc(t.content);
+        normalized_matcher_.add(as_matched);
+      } else {
+        (t.normalized ? normalized_matcher_ : raw_matcher_).add(t);
+      }
       added_ids_.emplace(t.content, t.id);
     }
     added_ = std::move(added);
