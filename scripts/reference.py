@@ -38,6 +38,8 @@ CASES = {
     # two shards with an index, conv weight stored 2-D (d_inner, d_conv), no conv bias
     "sharded": (dict(d_model=16, n_layer=3, vocab_size=29, d_conv=2, use_conv_bias=False), 6,
                 dict(shards=2, conv_2d=True)),
+    # a byte-level model (vocab 256), for the generation tests
+    "bytes": (dict(d_model=16, n_layer=2, vocab_size=256, d_state=4), 8, dict()),
     # Falcon-Mamba: weightless RMSNorm on dt, B and C
     "falcon": (dict(d_model=16, n_layer=2, vocab_size=33, falcon=True, mixer_eps=1e-6), 7, dict()),
 }

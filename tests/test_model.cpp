@@ -8,7 +8,8 @@
 
 namespace {
 
-const char* kCases[] = {"tiny", "untied_bias", "state_spaces", "bf16", "f16", "sharded", "falcon"};
+const char* kCases[] = {"tiny",    "untied_bias", "state_spaces", "bf16",
+                        "f16",     "sharded",     "falcon",       "bytes"};
 
 template <class T>
 double tolerance();
