@@ -389,7 +389,8 @@ def quantize(type_name, x):
 # ---------------------------------------------------------------------------------------------
 # Mamba models (from a mamba_ref params dict: HF names, torch shapes)
 
-FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K": 15, "Q6_K": 18, "BF16": 32}
+# llama.cpp's general.file_type (llama_ftype); all-Q4_K is its "Q4_K_S"
+FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K": 14, "Q6_K": 18, "BF16": 32}
 
 
 def gguf_name(hf):
