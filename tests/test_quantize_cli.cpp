@@ -162,3 +162,22 @@ TEST(QuantizeCli, ErrorsAreOneLineAndExitOne) {
     EXPECT_EQ(r.err.rfind("mamba-quantize: error: ", 0), 0u) << r.err;
   }
 }
+
+// The core's safetensors fixtures through mamba-quantize f32 come back exact: Falcon-Mamba (its
+// flag), untied head with projection biases (ssm_in.bias / ssm_out.bias), the original
+// state-spaces naming given as a .safetensors file, a sharded checkpoint with a 2-D conv.
+TEST(QuantizeCli, OtherLayoutsRoundTripExactly) {
+  for (const std::string name : {"falcon", "untied_bias", "state_spaces", "sharded", "bf16"}) {
+    SCOPED_TRACE(name);
+    const auto ref = ReferenceFixture::load(name);
+    const std::string in = name == "state_spaces" ? ref.dir + "/model.safetensors" : ref.dir;
+    const auto r = quantize(in + " " + out_path("layout_" + name) + " f32");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_LE(logits_error(out_path("layout_" + name), ref), 1e-5);
+  }
+  const auto g = mamba::GgufFile::open(out_path("layout_falcon"));
+  EXPECT_TRUE(g.get_bool("mamba.ssm.dt_b_c_rms"));
+  const auto u = mamba::GgufFile::open(out_path("layout_untied_bias"));
+  EXPECT_NE(u.find_tensor("output.weight"), nullptr);
+  EXPECT_NE(u.find_tensor("blk.2.ssm_out.bias"), nullptr);
+}

@@ -1,0 +1,75 @@
+// The naming and type rules mamba-quantize writes GGUF files by (mamba/io/gguf_export.hpp).
+#include <gtest/gtest.h>
+
+#include <mamba/io/gguf_checkpoint.hpp>
+#include <mamba/io/gguf_export.hpp>
+
+using namespace mamba;
+
+TEST(GgufExport, NamesInvertTheLoadersMapping) {
+  const char* hf[] = {"backbone.embeddings.weight",
+                      "backbone.norm_f.weight",
+                      "lm_head.weight",
+                      "backbone.layers.0.norm.weight",
+                      "backbone.layers.11.mixer.in_proj.weight",
+                      "backbone.layers.3.mixer.in_proj.bias",
+                      "backbone.layers.3.mixer.conv1d.weight",
+                      "backbone.layers.3.mixer.conv1d.bias",
+                      "backbone.layers.3.mixer.x_proj.weight",
+                      "backbone.layers.3.mixer.dt_proj.weight",
+                      "backbone.layers.3.mixer.dt_proj.bias",
+                      "backbone.layers.3.mixer.A",
+                      "backbone.layers.3.mixer.D",
+                      "backbone.layers.3.mixer.out_proj.weight",
+                      "backbone.layers.3.mixer.out_proj.bias"};
+  for (const char* n : hf) {
+    const std::string g = gguf_tensor_name(n);
+    ASSERT_FALSE(g.empty()) << n;
+    EXPECT_EQ(gguf_detail::hf_name(g), n);
+  }
+  EXPECT_EQ(gguf_tensor_name("backbone.layers.7.mixer.A_log"), "blk.7.ssm_a");
+  EXPECT_EQ(gguf_tensor_name("backbone.layers.11.mixer.in_proj.weight"), "blk.11.ssm_in.weight");
+  EXPECT_EQ(gguf_tensor_name("model.something"), "");
+  EXPECT_EQ(gguf_detail::hf_name("blk.x.ssm_in.weight"), "");
+  EXPECT_EQ(gguf_detail::hf_name("blk.99999999999999999999.ssm_in.weight"), "");
+  EXPECT_EQ(gguf_detail::hf_name("rope_freqs.weight"), "");
+}
+
+TEST(GgufExport, ParsesTargets) {
+  EXPECT_EQ(parse_quant_target("Q4_K_M")->type, DType::Q4_K);
+  EXPECT_TRUE(parse_quant_target("q4_k_m")->q4_k_m);
+  EXPECT_FALSE(parse_quant_target("q4_k")->q4_k_m);
+  EXPECT_EQ(parse_quant_target("bf16")->type, DType::BF16);
+  EXPECT_FALSE(parse_quant_target("q5_k"));
+  EXPECT_EQ(gguf_file_type(*parse_quant_target("q8_0")), 7u);
+}
+
+TEST(GgufExport, TypeRules) {
+  const QuantTarget q4 = *parse_quant_target("q4_k"), q6 = *parse_quant_target("q6_k"),
+                    m = *parse_quant_target("q4_k_m"), q8 = *parse_quant_target("q8_0");
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_in.weight", {768, 3072}, q4, 24, true), DType::Q4_K);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_dt.weight", {48, 1536}, q4, 24, true), DType::F16);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_dt.weight", {48, 1536}, q8, 24, true), DType::F16);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_x.weight", {1536, 80}, q8, 24, true), DType::Q8_0);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_dt.weight", {96, 1536}, q6, 24, true), DType::Q8_0);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_conv1d.weight", {4, 1536}, q8, 24, true), DType::F32);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_a", {16, 1536}, q8, 24, true), DType::F32);
+  EXPECT_EQ(gguf_tensor_type("blk.0.attn_norm.weight", {768}, q8, 24, true), DType::F32);
+  EXPECT_EQ(gguf_tensor_type("output_norm.weight", {768}, q8, 24, true), DType::F32);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ssm_d", {1536}, q8, 24, true), DType::F32);
+  // Q4_K_M: the output matrix and use_more_bits layers' in/out projections get Q6_K
+  EXPECT_EQ(gguf_tensor_type("token_embd.weight", {768, 50280}, m, 24, true), DType::Q6_K);
+  EXPECT_EQ(gguf_tensor_type("token_embd.weight", {768, 50280}, m, 24, false), DType::Q4_K);
+  EXPECT_EQ(gguf_tensor_type("output.weight", {768, 50280}, m, 24, false), DType::Q6_K);
+  int more = 0;
+  for (int i = 0; i < 24; ++i) {
+    const DType t =
+        gguf_tensor_type("blk." + std::to_string(i) + ".ssm_out.weight", {1536, 768}, m, 24, true);
+    more += t == DType::Q6_K;
+    EXPECT_EQ(t == DType::Q6_K, i < 3 || i >= 21 || (i - 3) % 3 == 2) << i;
+    EXPECT_EQ(
+        gguf_tensor_type("blk." + std::to_string(i) + ".ssm_x.weight", {1536, 80}, m, 24, true),
+        DType::Q4_K);
+  }
+  EXPECT_EQ(more, 12);  // half of the 24 layers
+}
