@@ -1,6 +1,9 @@
 // The naming and type rules mamba-quantize writes GGUF files by (mamba/io/gguf_export.hpp).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <mamba/io/gguf.hpp>
 #include <mamba/io/gguf_checkpoint.hpp>
 #include <mamba/io/gguf_export.hpp>
 
@@ -72,4 +75,36 @@ TEST(GgufExport, TypeRules) {
         DType::Q4_K);
   }
   EXPECT_EQ(more, 12);  // half of the 24 layers
+}
+
+TEST(GgufExport, TokenizerJsonToGgufKeys) {
+  const std::string dir = testing::TempDir() + "gguf_export_tok";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir + "/tokenizer.json");
+    f << R"({"normalizer": {"type": "NFC"},
+             "added_tokens": [{"id": 5, "content": "<|endoftext|>", "special": true},
+                              {"id": 6, "content": "  ", "special": false}],
+             "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "\u0120": 3},
+                       "merges": [["a", "b"], "\u0120 a"]}})";
+  }
+  GgufWriter w;
+  gguf_set_tokenizer_json(w, dir + "/tokenizer.json", 8);
+  w.write(dir + "/t.gguf");
+  const auto g = GgufFile::open(dir + "/t.gguf");
+  EXPECT_EQ(g.get_string("tokenizer.ggml.pre"), "olmo");
+  EXPECT_EQ(g.get_string_array("tokenizer.ggml.tokens"),
+            (std::vector<std::string>{"a", "b", "ab", "\xc4\xa0", "[PAD4]", "<|endoftext|>", "  ",
+                                      "[PAD7]"}));
+  EXPECT_EQ(g.get_int_array("tokenizer.ggml.token_type"),
+            (std::vector<int64_t>{1, 1, 1, 1, 4, 3, 4, 4}));
+  EXPECT_EQ(g.get_string_array("tokenizer.ggml.merges"),
+            (std::vector<std::string>{"a b", "\xc4\xa0 a"}));
+  EXPECT_EQ(g.get_uint("tokenizer.ggml.bos_token_id"), 5u);
+  EXPECT_EQ(g.get_uint("tokenizer.ggml.eos_token_id"), 5u);
+  {
+    std::ofstream f(dir + "/tokenizer.json");
+    f << R"({"model": {"type": "Unigram", "vocab": []}})";
+  }
+  EXPECT_THROW(gguf_set_tokenizer_json(w, dir + "/tokenizer.json", 8), FormatError);
 }

@@ -145,7 +145,8 @@ inline void gguf_set_model_keys(GgufWriter& w, const ModelConfig& c, const Quant
 }
 
 // tokenizer.ggml.* from a Hugging Face tokenizer.json (a byte-level BPE): every id below
-// max(vocab_size, ids used) gets a token ("[PAD<id>]", type unused, for ids the file lacks),
+// max(vocab_size, ids used) gets a token ("[PAD<id>]" of type user-defined for ids the file
+// lacks, as llama.cpp's converter writes them),
 // added tokens are control (special) or user-defined, merges as "a b". bos/eos come from
 // config.json beside it when it says, else from "<|endoftext|>".
 inline void gguf_set_tokenizer_json(GgufWriter& w, const std::string& path, int64_t vocab_size) {
@@ -173,7 +174,7 @@ inline void gguf_set_tokenizer_json(GgufWriter& w, const std::string& path, int6
     if (n > (int64_t{1} << 24))
       throw FormatError(path + ": token ids up to " + std::to_string(n) + " are absurd");
     std::vector<std::string> tokens(static_cast<size_t>(n));
-    std::vector<int32_t> types(static_cast<size_t>(n), 5);
+    std::vector<int32_t> types(static_cast<size_t>(n), 4);
     for (int64_t i = 0; i < n; ++i) tokens[i] = "[PAD" + std::to_string(i) + "]";
     for (const auto& [id, tt] : by_id) {
       tokens[id] = tt.first;
