@@ -26,6 +26,7 @@
 // against the file length) and the checksum are verified, then the model is compared, and only
 // then is anything allocated, sized by the caller's config. A state saved in one scalar type
 // loads into another (values converted). Every failure is a FormatError naming the source.
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -99,24 +100,26 @@ struct ConfigFields {
   }
 };
 
+// Writes into a buffer already sized for everything written.
 class Writer {
  public:
-  explicit Writer(std::vector<std::byte>& out) : out_(out) {}
-  void bytes(const void* p, size_t n) {
-    const auto* b = static_cast<const std::byte*>(p);
-    out_.insert(out_.end(), b, b + n);
+  explicit Writer(std::span<std::byte> out) : out_(out) {}
+  void bytes(const char* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) out_[pos_++] = static_cast<std::byte>(p[i]);
   }
   void u32(uint32_t v) { little(v, 4); }
   void u64(uint64_t v) { little(v, 8); }
   void i64(int64_t v) { little(static_cast<uint64_t>(v), 8); }
   void f64(double v) { little(std::bit_cast<uint64_t>(v), 8); }
   void f32(float v) { little(std::bit_cast<uint32_t>(v), 4); }
+  size_t position() const { return pos_; }
 
  private:
   void little(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out_.push_back(static_cast<std::byte>(v >> (8 * i)));
+    for (int i = 0; i < n; ++i) out_[pos_++] = static_cast<std::byte>(v >> (8 * i));
   }
-  std::vector<std::byte>& out_;
+  std::span<std::byte> out_;
+  size_t pos_ = 0;
 };
 
 // Reads from a span whose length has been checked by the caller.
@@ -149,8 +152,11 @@ inline void write_fields(Writer& w, const ConfigFields& f) {
   w.u32(0);
 }
 
+inline constexpr size_t kFieldsSize = 7 * 8 + 2 * 8 + 2 * 4;
+static_assert(kHeaderSize == sizeof kMagic + 4 + 4 + 8 + kFieldsSize + 8 + 8);
+
 inline uint64_t fingerprint(const ConfigFields& f) {
-  std::vector<std::byte> bytes;
+  std::array<std::byte, kFieldsSize> bytes{};
   Writer w(bytes);
   write_fields(w, f);
   return fnv1a64(bytes);
@@ -177,11 +183,15 @@ std::vector<std::byte> state_to_bytes(const ModelConfig& config, const BasicStat
   bool fits = static_cast<int64_t>(state.layers.size()) == config.n_layer && state.n_tokens >= 0;
   for (const auto& l : state.layers) fits = fits && l.conv.size() == conv && l.ssm.size() == ssm;
   if (!fits) throw ArgumentError("save state: the state does not have the shape of this model");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= config.vocab_size)
+      throw ArgumentError("save state: token id " + std::to_string(t) +
+                          " is outside the vocabulary [0, " + std::to_string(config.vocab_size) +
+                          ")");
 
   const ConfigFields fields = ConfigFields::of(config);
-  std::vector<std::byte> out;
-  out.reserve(kHeaderSize + state.layers.size() * (conv + ssm) * sizeof(T) + tokens.size() * 4 +
-              kChecksumSize);
+  std::vector<std::byte> out(kHeaderSize + state.layers.size() * (conv + ssm) * sizeof(T) +
+                             tokens.size() * 4 + kChecksumSize);
   Writer w(out);
   w.bytes(kMagic, sizeof kMagic);
   w.u32(kStateFormatVersion);
@@ -200,7 +210,7 @@ std::vector<std::byte> state_to_bytes(const ModelConfig& config, const BasicStat
       }
   }
   for (int32_t t : tokens) w.u32(static_cast<uint32_t>(t));
-  w.u64(fnv1a64(out));
+  w.u64(fnv1a64(std::span(out).first(w.position())));
   return out;
 }
 
