@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mamba/tokenizer/byte_level.hpp"
@@ -244,4 +245,25 @@ TEST(TokenizerRoundTrip, IdsOutsideTheVocabularyAreAnError) {
   EXPECT_THROW(tok->decode(bad), mamba::ArgumentError);
   const std::vector<int32_t> negative = {-1};
   EXPECT_THROW(tok->decode(negative), mamba::ArgumentError);
+}
+
+// One tokenizer serves several threads (the word cache is shared and guarded).
+TEST(TokenizerRoundTrip, ConcurrentEncodesMatchSerialOnes) {
+  const mamba::Tokenizer* tok = neox();
+  if (tok == nullptr) GTEST_SKIP() << "missing " << kJson;
+  std::mt19937 rng(8);
+  std::vector<std::string> texts;
+  for (int k = 0; k < 400; ++k) texts.push_back(random_text(rng, 80));
+  std::vector<std::vector<int32_t>> serial;
+  for (const std::string& s : texts) serial.push_back(tok->encode(s));
+  tok->clear_cache();
+  std::vector<std::vector<std::vector<int32_t>>> parallel(4);
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < parallel.size(); ++t) {
+    threads.emplace_back([&, t] {
+      for (const std::string& s : texts) parallel[t].push_back(tok->encode(s));
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (const auto& results : parallel) EXPECT_EQ(results, serial);
 }

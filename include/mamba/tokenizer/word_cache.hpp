@@ -45,11 +45,12 @@ class WordCache {
     }
   }
 
-  // Caches word -> ids (words longer than 65535 bytes or with no ids are not cached).
+  // Caches word -> ids. Words longer than kMaxWordBytes (seldom repeated; with use_regex false
+  // a whole text is one word) are not cached, so the arena stays under a few MB.
   void insert(std::string_view word, std::uint64_t hash, const std::int32_t* ids,
               std::size_t count) {
-    if (count == 0 || word.size() > 0xFFFF || count > 0xFFFF) return;
-    if (2 * (size_ + 1) > slots_.size()) clear();
+    if (count == 0 || word.size() > kMaxWordBytes) return;
+    if (2 * (size_ + 1) > slots_.size() || arena_.size() > kMaxArenaBytes) clear();
     const std::size_t mask = slots_.size() - 1;
     std::size_t i = hash & mask;
     while (slots_[i].count != 0) {
@@ -61,7 +62,6 @@ class WordCache {
       i = (i + 1) & mask;
     }
     const std::size_t offset = arena_.size();
-    if (offset + word.size() + count * sizeof(std::int32_t) > 0xFFFFFFFFu) clear();
     arena_.insert(arena_.end(), word.begin(), word.end());
     const auto* bytes = reinterpret_cast<const char*>(ids);
     arena_.insert(arena_.end(), bytes, bytes + count * sizeof(std::int32_t));
@@ -77,6 +77,9 @@ class WordCache {
   }
 
   std::size_t size() const { return size_; }
+
+  static constexpr std::size_t kMaxWordBytes = 256;
+  static constexpr std::size_t kMaxArenaBytes = std::size_t{16} << 20;
 
  private:
   struct Slot {
