@@ -84,8 +84,11 @@ class Tokenizer {
   std::int32_t vocab_size() const { return static_cast<std::int32_t>(token_bytes_.size()); }
 
   // Text to ids. parse_special: special added tokens written in the text (<|endoftext|>) become
-  // their id; otherwise they are encoded as plain text. Non-special added tokens always match.
-  // Invalid UTF-8 is encoded byte for byte (see unicode.hpp).
+  // their id (the reference's default). Otherwise they are plain text, encoded exactly as if the
+  // vocabulary had no such token (llama.cpp's parse_special = false; the reference's
+  // split_special_tokens differs in also cutting the text around them). Non-special added
+  // tokens always match. Nothing is added (no BOS/EOS). Invalid UTF-8 is encoded byte for byte
+  // (see unicode.hpp).
   std::vector<std::int32_t> encode(std::string_view text, bool parse_special = false) const {
     std::vector<std::int32_t> out;
     out.reserve(text.size() / 3 + 1);
