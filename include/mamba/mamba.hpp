@@ -1,11 +1,15 @@
 #pragma once
 // mamba.hpp: run selective state-space (Mamba) language models on the CPU.
 //
-//   auto model = mamba::Model::load("path/to/mamba-130m-hf");
+//   auto model = mamba::Model::load("path/to/mamba-130m-hf");   // or a .gguf file
 //   auto state = model.new_state();
 //   std::vector<float> logits = model.prefill(tokens, state);
 //   logits = model.step(next_token, state);
 #include "mamba/config.hpp"
 #include "mamba/error.hpp"
+#include "mamba/generate/generator.hpp"
+#include "mamba/generate/sampler.hpp"
 #include "mamba/model/model.hpp"
 #include "mamba/model/state.hpp"
+#include "mamba/model/state_io.hpp"
+#include "mamba/tokenizer/load_tokenizer.hpp"
