@@ -137,7 +137,24 @@ TEST(TokenizerJsonErrors, IdPastTheVocabulary) {
     j["model"]["vocab"]["ab"] = 300;  // 256 tokens, then a gap
   }));
   EXPECT_NE(msg.find("300 is past the vocabulary"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("no token has id 256"), std::string::npos) << msg;
+}
+
+TEST(TokenizerJsonErrors, IdFarPastTheVocabularyAllocatesNothingHuge) {
+  const std::string msg =
+      load_error(byte_json_with([](auto& j) { j["model"]["vocab"]["ab"] = int64_t{1} << 50; }));
+  EXPECT_NE(msg.find(std::to_string(int64_t{1} << 50) + " is past the vocabulary"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(TokenizerJsonErrors, GapInTheIds) {
+  // 257 entries (256 bytes + one added token sharing id 0) cannot fill 0..256.
+  const std::string msg = load_error(byte_json_with([](auto& j) {
+    j["added_tokens"].push_back({{"id", 0}, {"content", "<x>"}, {"special", true}});
+    j["model"]["vocab"]["ab"] = 256;
+    j["model"]["vocab"].erase("a");
+  }));
+  EXPECT_NE(msg.find("no token has id " + std::to_string(int{'a'})), std::string::npos) << msg;
 }
 
 TEST(TokenizerJsonErrors, AddedTokenPastTheVocabulary) {
@@ -162,6 +179,15 @@ TEST(TokenizerJsonErrors, MissingFileNamesThePath) {
     FAIL() << "no error";
   } catch (const mamba::Error& e) {
     EXPECT_NE(std::string(e.what()).find("no/such/tokenizer.json"), std::string::npos);
+  }
+}
+
+TEST(TokenizerJsonErrors, DirectoryGivenAsFile) {
+  try {
+    mamba::load_tokenizer_json(MAMBA_FIXTURES_DIR);
+    FAIL() << "no error";
+  } catch (const mamba::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
   }
 }
 

@@ -4,11 +4,10 @@
 // ByteLevel, and added_tokens. Anything else is refused with a FormatError that names it, rather
 // than tokenizing differently from the reference. The post-processor is not applied: encode()
 // never adds tokens the text does not contain.
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -64,10 +63,17 @@ inline void read_pre_tokenizer(const nlohmann::json& j, TokenizerOptions& option
 }
 
 inline std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw FormatError(path.string() + ": is a directory, not a file");
+  }
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw FormatError(path.string() + ": cannot open the file");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw FormatError(path.string() + ": read error");
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw FormatError(path.string() + ": cannot read the file");
+  std::string text(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(text.data(), size)) throw FormatError(path.string() + ": read error");
   return text;
 }
 
@@ -105,19 +111,17 @@ inline Tokenizer tokenizer_from_json(std::string_view json_text, const std::stri
     throw FormatError(source + ": model.vocab is missing or not an object");
   }
 
-  // id -> token. Ids must be distinct and, with the added tokens, fill 0..N-1.
-  std::map<std::int64_t, std::string> by_id;
-  for (const auto& [token, id_json] : vocab_json->items()) {
+  // (id, token) as listed; placed by id once the added tokens are known.
+  const json::object_t& vocab_object = vocab_json->get_ref<const json::object_t&>();
+  std::vector<std::pair<std::int64_t, const std::string*>> listed;
+  listed.reserve(vocab_object.size());
+  for (const auto& [token, id_json] : vocab_object) {
     if (!id_json.is_number_integer()) {
       throw FormatError(source + ": model.vocab['" + token + "'] is not an integer id");
     }
     const auto id = id_json.get<std::int64_t>();
     if (id < 0) throw FormatError(source + ": model.vocab['" + token + "'] has negative id");
-    const auto [it, fresh] = by_id.emplace(id, token);
-    if (!fresh) {
-      throw FormatError(source + ": duplicate id " + std::to_string(id) + " in model.vocab ('" +
-                        it->second + "' and '" + token + "')");
-    }
+    listed.emplace_back(id, &token);
   }
 
   std::vector<AddedToken> added;
@@ -152,21 +156,40 @@ inline Tokenizer tokenizer_from_json(std::string_view json_text, const std::stri
     }
   }
 
-  std::int64_t max_id = by_id.empty() ? -1 : by_id.rbegin()->first;
-  for (const AddedToken& t : added) max_id = std::max<std::int64_t>(max_id, t.id);
-  const std::size_t n = static_cast<std::size_t>(max_id + 1);
-  std::vector<bool> present(n, false);
-  for (const auto& [id, token] : by_id) present[static_cast<std::size_t>(id)] = true;
-  for (const AddedToken& t : added) present[static_cast<std::size_t>(t.id)] = true;
+  // Ids must be distinct within the vocabulary and, with the added tokens (which may repeat a
+  // vocabulary id), fill 0..N-1: so no id can reach the number of entries.
+  const std::size_t limit = listed.size() + added.size();
+  const auto past = [&](std::int64_t id) {
+    return FormatError(source + ": token id " + std::to_string(id) +
+                       " is past the vocabulary: ids must run from 0 without gaps, and there are " +
+                       std::to_string(limit) + " tokens");
+  };
+  std::vector<std::string> vocab(limit);
+  std::vector<char> present(limit, 0);
+  std::size_t n = 0;
+  for (const auto& [id, token] : listed) {
+    if (static_cast<std::uint64_t>(id) >= limit) throw past(id);
+    std::string& slot = vocab[static_cast<std::size_t>(id)];
+    if (present[static_cast<std::size_t>(id)]) {
+      throw FormatError(source + ": duplicate id " + std::to_string(id) + " in model.vocab ('" +
+                        slot + "' and '" + *token + "')");
+    }
+    slot = *token;
+    present[static_cast<std::size_t>(id)] = 1;
+    n = std::max(n, static_cast<std::size_t>(id) + 1);
+  }
+  for (const AddedToken& t : added) {
+    if (static_cast<std::size_t>(t.id) >= limit) throw past(t.id);
+    present[static_cast<std::size_t>(t.id)] = 1;
+    n = std::max(n, static_cast<std::size_t>(t.id) + 1);
+  }
   for (std::size_t id = 0; id < n; ++id) {
     if (!present[id]) {
-      throw FormatError(source + ": token id " + std::to_string(max_id) +
-                        " is past the vocabulary: ids must run from 0 without gaps, but no " +
-                        "token has id " + std::to_string(id));
+      throw FormatError(source + ": token ids must run from 0 to " + std::to_string(n - 1) +
+                        " without gaps, but no token has id " + std::to_string(id));
     }
   }
-  std::vector<std::string> vocab(n);
-  for (auto& [id, token] : by_id) vocab[static_cast<std::size_t>(id)] = std::move(token);
+  vocab.resize(n);
 
   std::vector<std::pair<std::string, std::string>> merges;
   if (const json* list = detail::json_member(*model, "merges")) {
