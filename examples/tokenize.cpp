@@ -75,6 +75,10 @@ Args parse_args(int argc, char** argv) {
 }
 
 std::string read_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw mamba::ArgumentError(path + ": is a directory, not a file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw mamba::ArgumentError(path + ": cannot open the file");
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

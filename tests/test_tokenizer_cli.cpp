@@ -129,6 +129,7 @@ TEST(TokenizeCli, MistakesExitOneWithOneLine) {
       "-m " + quote(kJsonDir) + " --decode -p 99999999",
       "-m " + quote(MAMBA_FIXTURES_DIR) + " -p hi",  // a directory without tokenizer.json
       "-p hi -m",
+      "-m " + quote(kJsonDir) + " -f " + quote(kJsonDir),  // a directory as the input
   };
   for (const std::string& args : bad) {
     const ProgramRun r = run_cli(args);
