@@ -1,19 +1,31 @@
-// Whole-model prefill and decode on a mamba-130m-shaped model with random weights, with the two
-// ceilings measured in the same run (DESIGN.md section 4):
+// Whole-model prefill and decode on a mamba-130m-shaped model with random weights, for every
+// weight type and 1 and 2 threads, with the two ceilings measured in the same run (DESIGN.md
+// section 4):
 //   decode efficiency  = weight bytes read per token x tokens/s / streaming read bandwidth
 //   prefill efficiency = FLOPs per token x tokens/s / Eigen SGEMM FLOP/s on (512x768)x(768x3072)
+// plus batch-8 decode (aggregate tokens/s over single-sequence tokens/s), the time to load a GGUF
+// file with a warm page cache, and the resident memory a decoding sequence adds over the file.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
-#include <map>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <mamba/mamba.hpp>
+#include <mamba/ops/simd/simd.hpp>
+#include <mamba/ops/threads.hpp>
+#include <map>
 #include <numeric>
+#include <string>
 
 #include "random_checkpoint.hpp"
 
 namespace {
 
 using mamba::DType;
+using Clock = std::chrono::steady_clock;
 
 const mamba::Model& model_for(DType type) {
   static std::map<DType, std::unique_ptr<mamba::Model>> models;
@@ -24,12 +36,15 @@ const mamba::Model& model_for(DType type) {
   return *m;
 }
 
-// Bytes of weights one decoded token reads: every matrix once, the tied embedding as lm_head.
+// Bytes of weights one decoded token reads: every matrix once (the tied embedding as lm_head;
+// the embedding row itself is negligible), and the per-channel vectors (norms, conv, A, D, biases).
 double weight_bytes_per_token(const mamba::Model& model) {
   const auto& w = model.weights();
-  double bytes = w.lm_head.bytes();
+  double bytes = w.lm_head.bytes() + 4.0 * w.norm_f.size();
   for (const auto& l : w.layers)
-    bytes += l.in_proj.bytes() + l.x_proj.bytes() + l.dt_proj.bytes() + l.out_proj.bytes();
+    bytes += l.in_proj.bytes() + l.x_proj.bytes() + l.dt_proj.bytes() + l.out_proj.bytes() +
+             4.0 * (l.norm.size() + l.conv_w.size() + l.conv_b.size() + l.dt_bias.size() +
+                    l.A.size() + l.D.size());
   return bytes;
 }
 
@@ -40,62 +55,226 @@ double prefill_flops_per_token(const mamba::ModelConfig& c) {
   return 2.0 * per_layer * c.n_layer;
 }
 
+template <class F>
+double best_seconds(int reps, F&& f) {
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = Clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Ceiling for decode: bytes/s reading 1 GiB of floats once, split across `threads` threads the
+// way the matrix-vector products split their rows, summed with the same SIMD width.
+double streaming_bandwidth(int threads) {
+  static std::map<int, double> cache;
+  if (cache.count(threads)) return cache[threads];
+  static std::vector<float> buf((1u << 30) / sizeof(float), 1.0f);
+  mamba::set_num_threads(threads);
+  const int64_t n = static_cast<int64_t>(buf.size());
+  float sink = 0;
+  const double s = best_seconds(7, [&] {
+    float part[64] = {};
+    mamba::parallel_for(n, 1 << 16, n * 4, [&](int64_t b, int64_t e) {
+      // buf . buf: both operands come from the same cache line, so each byte is read once
+      part[b * 64 / n] = mamba::simd::dot_row(
+          DType::F32, reinterpret_cast<const std::byte*>(&buf[b]), &buf[b], e - b);
+    });
+    sink += std::accumulate(part, part + 64, 0.0f);
+  });
+  benchmark::DoNotOptimize(sink);
+  return cache[threads] = buf.size() * sizeof(float) / s;
+}
+
+// Ceiling for prefill: Eigen SGEMM FLOP/s on (512 x 768) x (768 x 3072) with `threads` threads.
+double sgemm_flops(int threads) {
+  static std::map<int, double> cache;
+  if (cache.count(threads)) return cache[threads];
+  mamba::set_num_threads(threads);
+  const Eigen::MatrixXf a = Eigen::MatrixXf::Random(512, 768),
+                        b = Eigen::MatrixXf::Random(768, 3072);
+  Eigen::MatrixXf c(512, 3072);
+  const double s = best_seconds(15, [&] {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+  });
+  return cache[threads] = 2.0 * 512 * 768 * 3072 / s;
+}
+
+void BM_StreamingRead(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  for (auto _ : st) benchmark::DoNotOptimize(threads);
+  st.counters["GB/s"] = streaming_bandwidth(threads) / 1e9;
+  st.SetLabel(mamba::simd::isa());
+}
+
+void BM_EigenSgemm(benchmark::State& st) {
+  const int threads = static_cast<int>(st.range(0));
+  for (auto _ : st) benchmark::DoNotOptimize(threads);
+  st.counters["GFLOP/s"] = sgemm_flops(threads) / 1e9;
+}
+
+std::map<std::pair<DType, int>, double>& single_decode_rate() {
+  static std::map<std::pair<DType, int>, double> m;
+  return m;
+}
+
 void BM_Decode(benchmark::State& st, DType type) {
+  const int threads = static_cast<int>(st.range(0));
   const auto& model = model_for(type);
+  const double ceiling = streaming_bandwidth(threads);
+  mamba::set_num_threads(threads);
   auto state = model.new_state();
   std::vector<float> logits(model.vocab_size());
   int32_t token = 1;
+  for (int i = 0; i < 4; ++i) model.step(token, state, logits);  // warm
+  const auto t0 = Clock::now();
   for (auto _ : st) {
     model.step(token, state, logits);
     token = (token * 31 + 7) % 50000;
     benchmark::DoNotOptimize(logits.data());
   }
-  st.counters["tokens/s"] = benchmark::Counter(st.iterations(), benchmark::Counter::kIsRate);
-  st.counters["weight_bytes/token"] = weight_bytes_per_token(model);
-  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * weight_bytes_per_token(model)));
+  const double tps = st.iterations() / std::chrono::duration<double>(Clock::now() - t0).count();
+  single_decode_rate()[{type, threads}] = tps;
+  const double bytes = weight_bytes_per_token(model);
+  st.counters["tokens/s"] = tps;
+  st.counters["MB/token"] = bytes / 1e6;
+  st.counters["stream_GB/s"] = ceiling / 1e9;
+  st.counters["efficiency"] = bytes * tps / ceiling;
 }
 
 void BM_Prefill512(benchmark::State& st, DType type) {
+  const int threads = static_cast<int>(st.range(0));
   const auto& model = model_for(type);
+  const double ceiling = sgemm_flops(threads);
+  mamba::set_num_threads(threads);
   std::vector<int32_t> tokens(512);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = (i * 131 + 17) % 50000;
+  const auto t0 = Clock::now();
   for (auto _ : st) {
     auto state = model.new_state();
     benchmark::DoNotOptimize(model.prefill(tokens, state));
   }
-  st.counters["tokens/s"] =
-      benchmark::Counter(st.iterations() * 512.0, benchmark::Counter::kIsRate);
-  st.counters["FLOP/s"] = benchmark::Counter(
-      st.iterations() * 512.0 * prefill_flops_per_token(model.config()), benchmark::Counter::kIsRate);
+  const double tps =
+      st.iterations() * 512.0 / std::chrono::duration<double>(Clock::now() - t0).count();
+  st.counters["tokens/s"] = tps;
+  st.counters["sgemm_GFLOP/s"] = ceiling / 1e9;
+  st.counters["efficiency"] = prefill_flops_per_token(model.config()) * tps / ceiling;
 }
 
-// Ceiling for decode: read 1 GiB of floats once per iteration.
-void BM_StreamingRead(benchmark::State& st) {
-  std::vector<float> buf((1u << 30) / sizeof(float), 1.0f);
-  for (auto _ : st) {
-    Eigen::Map<const Eigen::VectorXf> v(buf.data(), buf.size());
-    benchmark::DoNotOptimize(v.sum());
+void BM_DecodeBatch8(benchmark::State& st, DType type) {
+  const int threads = static_cast<int>(st.range(0));
+  const auto& model = model_for(type);
+  mamba::set_num_threads(threads);
+  auto& single = single_decode_rate()[{type, threads}];
+  if (single == 0) {  // BM_Decode was filtered out: measure it here
+    auto s = model.new_state();
+    std::vector<float> logits(model.vocab_size());
+    single = 1.0 / best_seconds(20, [&] { model.step(1, s, logits); });
   }
-  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * buf.size() * sizeof(float)));
-}
-
-// Ceiling for prefill: Eigen SGEMM (512 x 768) x (768 x 3072).
-void BM_EigenSgemm(benchmark::State& st) {
-  const Eigen::MatrixXf a = Eigen::MatrixXf::Random(512, 768), b = Eigen::MatrixXf::Random(768, 3072);
-  Eigen::MatrixXf c(512, 3072);
+  std::vector<mamba::State> states(8, model.new_state());
+  std::vector<int32_t> tokens = {1, 2, 3, 4, 5, 6, 7, 8};
+  model.step_batch(tokens, states);  // warm
+  const auto t0 = Clock::now();
   for (auto _ : st) {
-    c.noalias() = a * b;
-    benchmark::DoNotOptimize(c.data());
+    benchmark::DoNotOptimize(model.step_batch(tokens, states));
+    for (auto& t : tokens) t = (t * 31 + 7) % 50000;
   }
-  st.counters["FLOP/s"] =
-      benchmark::Counter(st.iterations() * 2.0 * 512 * 768 * 3072, benchmark::Counter::kIsRate);
+  const double tps =
+      st.iterations() * 8.0 / std::chrono::duration<double>(Clock::now() - t0).count();
+  st.counters["tokens/s"] = tps;
+  st.counters["single_tokens/s"] = single;
+  st.counters["speedup"] = tps / single;
 }
 
-BENCHMARK(BM_StreamingRead)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
-BENCHMARK(BM_EigenSgemm)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Decode, f32, DType::F32)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Decode, f16, DType::F16)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Prefill512, f32, DType::F32)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
-BENCHMARK_CAPTURE(BM_Prefill512, f16, DType::F16)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+// A GGUF of the random model in the temporary directory, written once per type.
+std::string gguf_for(DType type) {
+  static std::map<DType, std::string> paths;
+  auto& p = paths[type];
+  if (p.empty()) {
+    p = (std::filesystem::temp_directory_path() /
+         ("mamba-bench-130m-" + std::string(mamba::dtype_name(type)) + ".gguf"))
+            .string();
+    mamba::bench::write_gguf(
+        mamba::bench::random_checkpoint(mamba::bench::mamba_130m_config(), type), type, p);
+  }
+  return p;
+}
+
+void BM_LoadGguf(benchmark::State& st, DType type) {
+  const std::string path = gguf_for(type);
+  { auto warm = mamba::Model::load(path); }
+  for (auto _ : st) benchmark::DoNotOptimize(mamba::Model::load(path));
+  st.counters["file_MB"] = std::filesystem::file_size(path) / 1e6;
+}
+
+int64_t resident_bytes() {
+  std::ifstream f("/proc/self/statm");
+  int64_t size = 0, resident = 0;
+  f >> size >> resident;
+  return resident * 4096;
+}
+
+// Resident memory a process gains by loading the GGUF and decoding one sequence (weights mapped
+// from the file, the state, the workspace), against the file size.
+void BM_ResidentDecode(benchmark::State& st, DType type) {
+  const std::string path = gguf_for(type);
+  mamba::set_num_threads(static_cast<int>(st.range(0)));
+  double growth = 0;
+  for (auto _ : st) {
+    const int64_t before = resident_bytes();
+    {
+      const auto model = mamba::Model::load(path);
+      auto state = model.new_state();
+      std::vector<float> logits(model.vocab_size());
+      for (int32_t t = 0; t < 32; ++t) model.step(t, state, logits);
+      growth = double(resident_bytes() - before);
+    }
+  }
+  const double file = double(std::filesystem::file_size(path));
+  st.counters["file_MiB"] = file / (1 << 20);
+  st.counters["resident_growth_MiB"] = growth / (1 << 20);
+  st.counters["over_file_MiB"] = (growth - file) / (1 << 20);
+}
+
+constexpr std::pair<const char*, DType> kTypes[] = {
+    {"f32", DType::F32},   {"f16", DType::F16},   {"bf16", DType::BF16}, {"q8_0", DType::Q8_0},
+    {"q4_0", DType::Q4_0}, {"q4_k", DType::Q4_K}, {"q6_k", DType::Q6_K}};
+
+void register_all() {
+  auto threads = [](benchmark::internal::Benchmark* b) {
+    b->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+  };
+  benchmark::RegisterBenchmark("BM_StreamingRead", BM_StreamingRead)->Apply(threads)->Iterations(1);
+  benchmark::RegisterBenchmark("BM_EigenSgemm", BM_EigenSgemm)->Apply(threads)->Iterations(1);
+  for (auto [name, type] : kTypes)
+    benchmark::RegisterBenchmark((std::string("BM_Decode/") + name).c_str(), BM_Decode, type)
+        ->Apply(threads)
+        ->MinTime(2.0);
+  for (auto [name, type] : kTypes)
+    benchmark::RegisterBenchmark((std::string("BM_DecodeBatch8/") + name).c_str(), BM_DecodeBatch8,
+                                 type)
+        ->Apply(threads)
+        ->MinTime(2.0);
+  for (auto [name, type] : kTypes)
+    benchmark::RegisterBenchmark((std::string("BM_Prefill512/") + name).c_str(), BM_Prefill512,
+                                 type)
+        ->Apply(threads)
+        ->MinTime(3.0);
+  for (auto [name, type] : {kTypes[0], kTypes[1], kTypes[3], kTypes[5]}) {
+    benchmark::RegisterBenchmark((std::string("BM_LoadGguf/") + name).c_str(), BM_LoadGguf, type)
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(1.0);
+    benchmark::RegisterBenchmark((std::string("BM_ResidentDecode/") + name).c_str(),
+                                 BM_ResidentDecode, type)
+        ->Arg(2)
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
+const int registered = (register_all(), 0);
 
 }  // namespace

@@ -1,14 +1,19 @@
 #pragma once
 // A checkpoint with random weights built in memory, for benchmarks of realistic shapes without a
-// download. Values follow the ranges a trained model has, so the math does what it would.
+// download, in any weight type; and the same written as a llama.cpp GGUF file (for the load-time
+// and resident-memory figures). Values follow the ranges a trained model has, so the math does
+// what it would.
 #include <cmath>
+#include <cstring>
+#include <mamba/io/checkpoint.hpp>
+#include <mamba/io/gguf_export.hpp>
+#include <mamba/io/gguf_writer.hpp>
+#include <mamba/ops/quant.hpp>
+#include <mamba/ops/threads.hpp>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <mamba/io/checkpoint.hpp>
-#include <mamba/ops/half.hpp>
 
 namespace mamba::bench {
 
@@ -24,7 +29,8 @@ inline ModelConfig mamba_130m_config() {
   return c;
 }
 
-// Matrices are stored as `matrix_type` (F32, F16 or BF16); vectors as F32.
+// Matrices are stored as `matrix_type` (any DType; rows that are not a multiple of its block
+// size, like dt_proj's 48, fall back to F16 as in a llama.cpp GGUF); vectors as F32.
 inline Checkpoint random_checkpoint(const ModelConfig& c, DType matrix_type, uint32_t seed = 1) {
   Checkpoint ck;
   ck.path = "random-in-memory";
@@ -32,20 +38,24 @@ inline Checkpoint random_checkpoint(const ModelConfig& c, DType matrix_type, uin
   std::mt19937 gen(seed);
   auto add = [&](const std::string& name, std::vector<int64_t> shape, float std, float mean,
                  DType type) {
-    int64_t n = 1;
-    for (auto d : shape) n *= d;
-    std::normal_distribution<float> dist(mean, std);
-    const size_t esize = type == DType::F32 ? 4 : 2;
-    auto bytes = std::make_shared<std::vector<std::byte>>(n * esize);
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = dist(gen);
-      if (type == DType::F32) {
-        std::memcpy(bytes->data() + 4 * i, &v, 4);
-      } else {
-        const uint16_t h = type == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-        std::memcpy(bytes->data() + 2 * i, &h, 2);
+    const int64_t cols = shape.back();
+    int64_t rows = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
+    if (cols % traits(type).block_size != 0) type = DType::F16;
+    // A normal draw per row seeds a cheap per-row generator, so rows quantize in parallel.
+    std::vector<uint32_t> row_seed(rows);
+    for (auto& s : row_seed) s = gen();
+    const int64_t stride = row_bytes(type, cols);
+    auto bytes = std::make_shared<std::vector<std::byte>>(rows * stride);
+    parallel_for(rows, 1, rows * cols * 64, [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(cols);
+      for (int64_t r = r0; r < r1; ++r) {
+        std::minstd_rand g(row_seed[r] | 1u);
+        std::normal_distribution<float> dist(mean, std);
+        for (auto& v : row) v = dist(g);
+        quantize_row(type, row.data(), bytes->data() + r * stride, cols);
       }
-    }
+    });
     ck.tensors[name] = TensorRef{type, shape, bytes->data(), bytes->size(), ck.path};
     ck.keep_alive.push_back(bytes);
   };
@@ -67,6 +77,28 @@ inline Checkpoint random_checkpoint(const ModelConfig& c, DType matrix_type, uin
   }
   add("backbone.norm_f.weight", {D}, 0.1f, 1, DType::F32);
   return ck;
+}
+
+// Writes ck as a llama.cpp Mamba GGUF (tensors as stored; A_log becomes ssm_a = -exp(A_log),
+// the conv weight {d_conv, d_inner}). Returns the file size in bytes.
+inline uint64_t write_gguf(const Checkpoint& ck, DType matrix_type, const std::string& path) {
+  GgufWriter w;
+  gguf_set_model_keys(w, ck.config, QuantTarget{matrix_type, false}, "random-mamba-130m");
+  for (const auto& [name, t] : ck.tensors) {
+    std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+    if (name.find("conv1d.weight") != std::string::npos) ne = {ck.config.d_conv, ck.config.d_inner};
+    std::vector<std::byte> data(t.data, t.data + t.nbytes);
+    if (name.find("A_log") != std::string::npos) {
+      for (size_t i = 0; i < data.size(); i += 4) {
+        float v;
+        std::memcpy(&v, &data[i], 4);
+        v = -std::exp(v);
+        std::memcpy(&data[i], &v, 4);
+      }
+    }
+    w.add_tensor(gguf_tensor_name(name), t.type, ne, std::move(data));
+  }
+  return w.write(path);
 }
 
 }  // namespace mamba::bench

@@ -2,6 +2,7 @@
 // The Mamba mixer of one layer over n tokens (n = 1 is decode and takes the step forms).
 #include <cstdint>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "mamba/config.hpp"
@@ -18,15 +19,15 @@ namespace mamba {
 // Buffers for one forward pass; reused across calls so that decoding does not allocate.
 template <class T>
 struct Workspace {
-  std::vector<T> hidden;    // (n, d_model), the block outputs
-  std::vector<T> residual;  // (n, d_model), the residual stream
-  std::vector<T> u;         // (n, d_model), normalised block input
-  std::vector<T> xz;      // (n, 2*d_inner)
-  std::vector<T> x;       // (n, d_inner), after conv and silu
-  std::vector<T> dbc;     // (n, dt_rank + 2*d_state)
-  std::vector<T> dt_low;  // (n, dt_rank)
-  std::vector<T> dt;      // (n, d_inner)
-  std::vector<T> y;       // (n, d_inner)
+  std::vector<T> hidden;                     // (n, d_model), the block outputs
+  std::vector<T> residual;                   // (n, d_model), the residual stream
+  std::vector<T> u;                          // (n, d_model), normalised block input
+  std::vector<T> xz;                         // (n, 2*d_inner)
+  std::vector<T> x;                          // (n, d_inner), after conv and silu
+  std::vector<T> dbc;                        // (n, dt_rank + 2*d_state)
+  std::vector<T> dt_low;                     // (n, dt_rank)
+  std::vector<T> dt;                         // (n, d_inner)
+  std::vector<T> y;                          // (n, d_inner)
   std::vector<LayerState<T>*> layer_states;  // (n_states), the current layer's state of each
 
   void resize(const ModelConfig& c, int64_t n) {
@@ -49,6 +50,29 @@ inline void project(const MatrixView& W, const T* X, int64_t n, T* Y) {
     matvec(W, X, Y);
   else
     matmul(W, X, n, Y);
+}
+
+// v = silu(v) over n values (SIMD in float)
+template <class T>
+inline void silu_inplace(T* v, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    simd::silu(v, v, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) v[i] = silu(v[i]);
+  }
+}
+
+// v = softplus(v + bias) over each of n rows of bias.size() values (SIMD in float)
+template <class T>
+inline void softplus_bias_inplace(T* v, std::span<const T> bias, int64_t n) {
+  const int64_t E = static_cast<int64_t>(bias.size());
+  for (int64_t t = 0; t < n; ++t, v += E) {
+    if constexpr (std::is_same_v<T, float>) {
+      simd::softplus_bias(v, bias.data(), v, E);
+    } else {
+      for (int64_t e = 0; e < E; ++e) v[e] = softplus(v[e] + bias[e]);
+    }
+  }
 }
 
 template <class T>
@@ -79,14 +103,14 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
   // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
   const T* conv_b = w.conv_b.empty() ? nullptr : w.conv_b.data();
   if (one_sequence && n > 1) {
-    causal_conv1d(n, E, K, w.conv_w.data(), conv_b, states[0]->conv.data(), x_in, 2 * E,
-                  ws.x.data());
+    causal_conv1d_fast(n, E, K, w.conv_w.data(), conv_b, states[0]->conv.data(), x_in, 2 * E,
+                       ws.x.data());
   } else {
     for (int64_t t = 0; t < n; ++t)
-      causal_conv1d_step(E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
-                         x_in + t * 2 * E, ws.x.data() + t * E);
+      causal_conv1d_step(E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(), x_in + t * 2 * E,
+                         ws.x.data() + t * E);
   }
-  for (int64_t i = 0; i < n * E; ++i) ws.x[i] = silu(ws.x[i]);
+  silu_inplace(ws.x.data(), n * E);
 
   // x_dbl = self.x_proj(x); dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
   project(w.x_proj, ws.x.data(), n, ws.dbc.data());
@@ -103,19 +127,19 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
 
   // dt = softplus(self.dt_proj(dt))   (dt_proj includes its bias)
   project(w.dt_proj, ws.dt_low.data(), n, ws.dt.data());
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t e = 0; e < E; ++e) ws.dt[t * E + e] = softplus(ws.dt[t * E + e] + w.dt_bias[e]);
+  softplus_bias_inplace(ws.dt.data(), w.dt_bias, n);
 
   // y = selective_scan(x, dt, A, B, C, D, z)   (A = -exp(A_log), computed at load)
   if (one_sequence) {
-    selective_scan(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), ws.dbc.data() + R,
-                   ws.dbc.data() + R + N, n_dbc, w.D.data(), z, 2 * E, states[0]->ssm.data(),
-                   ws.y.data());
+    selective_scan_fast(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), ws.dbc.data() + R,
+                        ws.dbc.data() + R + N, n_dbc, w.D.data(), z, 2 * E, states[0]->ssm.data(),
+                        ws.y.data());
   } else {
     for (int64_t t = 0; t < n; ++t)
-      selective_scan_step(E, N, ws.x.data() + t * E, ws.dt.data() + t * E, w.A.data(),
-                          ws.dbc.data() + t * n_dbc + R, ws.dbc.data() + t * n_dbc + R + N,
-                          w.D.data(), z + t * 2 * E, state_of(t).ssm.data(), ws.y.data() + t * E);
+      selective_scan_fast(1, E, N, ws.x.data() + t * E, E, ws.dt.data() + t * E, w.A.data(),
+                          ws.dbc.data() + t * n_dbc + R, ws.dbc.data() + t * n_dbc + R + N, n_dbc,
+                          w.D.data(), z + t * 2 * E, 2 * E, state_of(t).ssm.data(),
+                          ws.y.data() + t * E);
   }
 
   // out = self.out_proj(y)

@@ -1,9 +1,12 @@
 #pragma once
 // Products with weight matrices in their stored type (F32, F16, BF16 or ggml blocks):
-// matrix-vector (decode) and matrix-matrix (prefill). Float weights go straight to Eigen; other
-// types are converted a row or a panel of rows at a time, so a weight is never expanded whole.
+// matrix-vector (decode), a few vectors at once (batched decode) and matrix-matrix (prefill). In
+// float, the products run on the SIMD kernels of ops/simd/ and Eigen's GEMM, split by rows across
+// the threads of ops/threads.hpp; a weight is never expanded whole. Other scalars (double, for
+// the reference checks) take plain loops and Eigen.
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -13,7 +16,8 @@
 #include "mamba/error.hpp"
 #include "mamba/ops/dtype.hpp"
 #include "mamba/ops/quant.hpp"
-#include "mamba/ops/quant.hpp"
+#include "mamba/ops/simd/simd.hpp"
+#include "mamba/ops/threads.hpp"
 
 namespace mamba {
 
@@ -45,25 +49,63 @@ inline void load_row(DType type, const std::byte* src, T* dst, int64_t n) {
   }
 }
 
+// How block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) meet the activations in float
+// matrix-vector products:
+//   Float (the default): each block is decoded in registers and multiplies the float activations;
+//     the result is the stored weights times x up to float rounding.
+//   Int8: x is quantized once per matrix to 8-bit blocks (Q8_0 for Q8_0/Q4_0 rows, Q8_K for
+//     K-quants) and each block is an integer dot product, as llama.cpp computes them. It reads
+//     the same weight bytes, with less arithmetic, at about 1e-2 relative error in the logits.
+enum class QuantizedDot { Float, Int8 };
+
+namespace matmul_detail {
+inline std::atomic<QuantizedDot>& quantized_dot() {
+  static std::atomic<QuantizedDot> mode{QuantizedDot::Float};
+  return mode;
+}
+}  // namespace matmul_detail
+
+inline void set_quantized_dot(QuantizedDot mode) {
+  matmul_detail::quantized_dot().store(mode);
+}
+inline QuantizedDot quantized_dot() {
+  return matmul_detail::quantized_dot().load();
+}
+
 // y = W x    x: (cols), y: (rows)
+// float: rows split across the threads, each row dotted in its stored type by the SIMD kernel,
+// so every weight byte is streamed once. Other scalars: converted a row at a time.
 template <class T>
 inline void matvec(const MatrixView& W, const T* x, T* y) {
   if constexpr (std::is_same_v<T, float>) {
-    if (W.type == DType::F32) {
-      Eigen::Map<const RowMatrix<float>> w(reinterpret_cast<const float*>(W.data), W.rows, W.cols);
-      Eigen::Map<Eigen::VectorXf>(y, W.rows).noalias() =
-          w * Eigen::Map<const Eigen::VectorXf>(x, W.cols);
+    const ActType act = activation_type(W.type);
+    if (act != ActType::F32 && quantized_dot() == QuantizedDot::Int8) {
+      thread_local std::vector<std::byte> xq;
+      xq.resize(activation_bytes(act, W.cols));
+      quantize_activation(act, x, xq.data(), W.cols);
+      const std::byte* xqp = xq.data();  // (the workers' own thread_local copies are empty)
+      parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) y[r] = simd::dot_row_q8(W.type, W.row(r), xqp, W.cols);
+      });
       return;
     }
-  }
-  std::vector<T> row(W.cols);
-  for (int64_t r = 0; r < W.rows; ++r) {
-    load_row(W.type, W.row(r), row.data(), W.cols);
-    T acc = 0;
-    for (int64_t i = 0; i < W.cols; ++i) acc += row[i] * x[i];
-    y[r] = acc;
+    parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = simd::dot_row(W.type, W.row(r), x, W.cols);
+    });
+  } else {
+    std::vector<T> row(W.cols);
+    for (int64_t r = 0; r < W.rows; ++r) {
+      load_row(W.type, W.row(r), row.data(), W.cols);
+      T acc = 0;
+      for (int64_t i = 0; i < W.cols; ++i) acc += row[i] * x[i];
+      y[r] = acc;
+    }
   }
 }
+
+// Up to this many rows of X, a matrix product reads each weight row once and dots it with every
+// row of X in registers (batched decode); above, it is a GEMM on decoded panels (prefill).
+inline constexpr int64_t kMaxRowsForMultiDot = 16;
 
 // Y = X W^T    X: (n, cols), Y: (n, rows), both row-major
 template <class T>
@@ -71,11 +113,35 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
   Eigen::Map<const RowMatrix<T>> x(X, n, W.cols);
   Eigen::Map<RowMatrix<T>> y(Y, n, W.rows);
   if constexpr (std::is_same_v<T, float>) {
-    if (W.type == DType::F32) {
-      Eigen::Map<const RowMatrix<float>> w(reinterpret_cast<const float*>(W.data), W.rows, W.cols);
-      y.noalias() = x * w.transpose();
+    if (n <= kMaxRowsForMultiDot) {
+      parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
+        thread_local std::vector<float> buf;
+        buf.resize(2 * W.cols);
+        simd::dot_rows_multi(W.type, W.data, W.row_stride(), r0, r1, W.cols, X, W.cols, n, Y,
+                             W.rows, buf.data());
+      });
       return;
     }
+    // Each thread takes a contiguous share of the weight rows and multiplies it panel by panel:
+    // a panel of rows decoded to float (about 1 MiB, it stays in L2) and handed to Eigen's GEMM.
+    const int64_t panel = std::clamp<int64_t>((1 << 20) / (W.cols * 4) / 16 * 16, 16, W.rows);
+    parallel_for(W.rows, panel, 2 * n * W.rows * W.cols, [&](int64_t r0, int64_t r1) {
+      if (W.type == DType::F32) {
+        Eigen::Map<const RowMatrix<float>> w(reinterpret_cast<const float*>(W.row(r0)), r1 - r0,
+                                             W.cols);
+        y.middleCols(r0, r1 - r0).noalias() = x * w.transpose();
+        return;
+      }
+      thread_local RowMatrix<float> buf;
+      buf.resize(panel, W.cols);
+      for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+        const int64_t m = std::min(panel, r1 - p0);
+        for (int64_t r = 0; r < m; ++r)
+          simd::dequantize_row(W.type, W.row(p0 + r), buf.row(r).data(), W.cols);
+        y.middleCols(p0, m).noalias() = x * buf.topRows(m).transpose();
+      }
+    });
+    return;
   }
   // Convert a panel of rows at a time (about 256 KiB of T) and hand it to the GEMM.
   const int64_t panel = std::clamp<int64_t>((256 << 10) / (W.cols * sizeof(T)), 1, W.rows);

@@ -5,8 +5,11 @@
 //   y[c]   = sum_n h[c,n] * C[n] + D[c] * x[c]
 //   y[c]  *= silu(z[c])                                  (the gate, when z is given)
 #include <cstdint>
+#include <type_traits>
 
 #include "mamba/ops/activations.hpp"
+#include "mamba/ops/simd/simd.hpp"
+#include "mamba/ops/threads.hpp"
 #include "mamba/ssm/discretize.hpp"
 
 namespace mamba {
@@ -38,9 +41,32 @@ inline void selective_scan(int64_t n_tokens, int64_t d_inner, int64_t d_state, c
                            int64_t bc_stride, const T* D, const T* z, int64_t z_stride, T* h,
                            T* y) {
   for (int64_t t = 0; t < n_tokens; ++t) {
-    selective_scan_step(d_inner, d_state, x + t * x_stride, dt + t * d_inner, A,
-                        B + t * bc_stride, C + t * bc_stride, D, z ? z + t * z_stride : nullptr, h,
-                        y + t * d_inner);
+    selective_scan_step(d_inner, d_state, x + t * x_stride, dt + t * d_inner, A, B + t * bc_stride,
+                        C + t * bc_stride, D, z ? z + t * z_stride : nullptr, h, y + t * d_inner);
+  }
+}
+
+// What the model runs: the same as selective_scan. In float, the channels are split across the
+// threads and each thread runs its channels through all the tokens (its slice of h stays in its
+// cache) with the SIMD step, vectorized over the state, and the gate; the loops above are its
+// scalar twin and serve other scalars.
+template <class T>
+inline void selective_scan_fast(int64_t n_tokens, int64_t d_inner, int64_t d_state, const T* x,
+                                int64_t x_stride, const T* dt, const T* A, const T* B, const T* C,
+                                int64_t bc_stride, const T* D, const T* z, int64_t z_stride, T* h,
+                                T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    parallel_for(d_inner, 16, n_tokens * d_inner * d_state * 8, [&](int64_t c0, int64_t c1) {
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        float* yt = y + t * d_inner;
+        simd::scan_step(c0, c1, d_state, x + t * x_stride, dt + t * d_inner, A, B + t * bc_stride,
+                        C + t * bc_stride, D, h, yt);
+        if (z) simd::mul_silu(z + t * z_stride + c0, yt + c0, c1 - c0);
+      }
+    });
+  } else {
+    selective_scan(n_tokens, d_inner, d_state, x, x_stride, dt, A, B, C, bc_stride, D, z, z_stride,
+                   h, y);
   }
 }
 

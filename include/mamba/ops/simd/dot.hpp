@@ -1,0 +1,348 @@
+#pragma once
+// Rows of weights in their stored type against float activations, on any packet type
+// (ops_*.hpp): the dot product of one row with a vector (decode), the same for a few vectors at
+// once (batched decode), and the decoding of a row to floats (prefill panels). The blocks are
+// decoded in registers; each weight byte is read once. Scalar twins: vec_dot_row and
+// dequantize_row in ops/quant.hpp.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "mamba/ops/blocks.hpp"
+#include "mamba/ops/dtype.hpp"
+#include "mamba/ops/half.hpp"
+
+namespace mamba::simd::kernels {
+
+inline float f16_at(const std::byte* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// The W floats of a row of plain values at element i (F32, F16 or BF16), and the same masked.
+template <class O, DType T>
+inline typename O::F load_plain(const std::byte* row, int64_t i) {
+  if constexpr (T == DType::F32) return O::load(reinterpret_cast<const float*>(row) + i);
+  if constexpr (T == DType::F16) return O::load_f16(row + 2 * i);
+  if constexpr (T == DType::BF16) return O::load_bf16(row + 2 * i);
+}
+template <class O, DType T>
+inline typename O::F load_plain_part(const std::byte* row, int64_t i, int n) {
+  if constexpr (T == DType::F32) return O::load_part(reinterpret_cast<const float*>(row) + i, n);
+  if constexpr (T == DType::F16) return O::load_f16_part(row + 2 * i, n);
+  if constexpr (T == DType::BF16) return O::load_bf16_part(row + 2 * i, n);
+}
+
+template <class O, DType T>
+inline float dot_plain(const std::byte* row, const float* x, int64_t n) {
+  using F = typename O::F;
+  F a0 = O::zero(), a1 = O::zero(), a2 = O::zero(), a3 = O::zero();
+  constexpr int W = O::W;
+  int64_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = O::fma(load_plain<O, T>(row, i), O::load(x + i), a0);
+    a1 = O::fma(load_plain<O, T>(row, i + W), O::load(x + i + W), a1);
+    a2 = O::fma(load_plain<O, T>(row, i + 2 * W), O::load(x + i + 2 * W), a2);
+    a3 = O::fma(load_plain<O, T>(row, i + 3 * W), O::load(x + i + 3 * W), a3);
+  }
+  for (; i + W <= n; i += W) a0 = O::fma(load_plain<O, T>(row, i), O::load(x + i), a0);
+  if (i < n) {
+    const int r = int(n - i);
+    a0 = O::fma(load_plain_part<O, T>(row, i, r), O::load_part(x + i, r), a0);
+  }
+  return O::reduce(O::add(O::add(a0, a1), O::add(a2, a3)));
+}
+
+// sum_j q[j] x[j] over one Q8_0 block (32 values), as W-lane partial sums
+template <class O>
+inline typename O::F q8_0_block(const std::byte* blk, const float* x) {
+  const auto* qs = reinterpret_cast<const int8_t*>(blk + 2);
+  auto t = O::zero();
+  for (int j = 0; j < 32; j += O::W) t = O::fma(O::to_float(O::load_i8(qs + j)), O::load(x + j), t);
+  return t;
+}
+
+// sum_j (q[j] - 8) x[j] over one Q4_0 block
+template <class O>
+inline typename O::F q4_0_block(const std::byte* blk, const float* x) {
+  const auto* qs = reinterpret_cast<const uint8_t*>(blk + 2);
+  auto t = O::zero();
+  for (int j = 0; j < 16; j += O::W) {
+    const auto q = O::load_u8(qs + j);
+    t = O::fma(O::to_float(O::isub(O::iand(q, 0xF), 8)), O::load(x + j), t);
+    t = O::fma(O::to_float(O::isub(O::template ishr<4>(q), 8)), O::load(x + j + 16), t);
+  }
+  return t;
+}
+
+template <class O, class Block>
+inline float dot_blocks32(const std::byte* row, const float* x, int64_t n) {
+  auto a0 = O::zero(), a1 = O::zero();
+  const int64_t nb = n / 32;
+  constexpr int64_t bb = sizeof(Block);
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {  // two chains, so that the FMA latency overlaps
+    const std::byte* p = row + b * bb;
+    if constexpr (sizeof(Block) == sizeof(BlockQ8_0)) {
+      a0 = O::fma(O::set1(f16_at(p)), q8_0_block<O>(p, x + 32 * b), a0);
+      a1 = O::fma(O::set1(f16_at(p + bb)), q8_0_block<O>(p + bb, x + 32 * b + 32), a1);
+    } else {
+      a0 = O::fma(O::set1(f16_at(p)), q4_0_block<O>(p, x + 32 * b), a0);
+      a1 = O::fma(O::set1(f16_at(p + bb)), q4_0_block<O>(p + bb, x + 32 * b + 32), a1);
+    }
+  }
+  if (b < nb) {
+    const std::byte* p = row + b * bb;
+    if constexpr (sizeof(Block) == sizeof(BlockQ8_0))
+      a0 = O::fma(O::set1(f16_at(p)), q8_0_block<O>(p, x + 32 * b), a0);
+    else
+      a0 = O::fma(O::set1(f16_at(p)), q4_0_block<O>(p, x + 32 * b), a0);
+  }
+  return O::reduce(O::add(a0, a1));
+}
+
+// Q4_K: per block d * sum_s sc[s] (q . x)_s - dmin * sum_s m[s] (sum x)_s
+template <class O>
+inline float dot_q4_k(const std::byte* row, const float* x, int64_t n) {
+  auto acc = O::zero();
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    const std::byte* p = row + b * int64_t(sizeof(BlockQ4_K));
+    const auto* scales = reinterpret_cast<const uint8_t*>(p + 4);
+    const auto* qs = reinterpret_cast<const uint8_t*>(p + 16);
+    auto sq = O::zero(), sm = O::zero();
+    for (int s = 0; s < 8; s += 2) {
+      uint8_t sc0, m0, sc1, m1;
+      q4k_scale_min(s, scales, sc0, m0);
+      q4k_scale_min(s + 1, scales, sc1, m1);
+      auto t0 = O::zero(), t1 = O::zero(), x0 = O::zero(), x1 = O::zero();
+      for (int j = 0; j < 32; j += O::W) {
+        const auto q = O::load_u8(qs + 16 * s + j);
+        const auto xa = O::load(x + 32 * s + j), xb = O::load(x + 32 * s + 32 + j);
+        t0 = O::fma(O::to_float(O::iand(q, 0xF)), xa, t0);
+        t1 = O::fma(O::to_float(O::template ishr<4>(q)), xb, t1);
+        x0 = O::add(x0, xa);
+        x1 = O::add(x1, xb);
+      }
+      sq = O::fma(O::set1(float(sc0)), t0, sq);
+      sq = O::fma(O::set1(float(sc1)), t1, sq);
+      sm = O::fma(O::set1(float(m0)), x0, sm);
+      sm = O::fma(O::set1(float(m1)), x1, sm);
+    }
+    acc = O::fma(O::set1(f16_at(p)), sq, acc);
+    acc = O::fma(O::set1(-f16_at(p + 2)), sm, acc);
+  }
+  return O::reduce(acc);
+}
+
+// The four groups of quants of one Q6_K half-block (128 values) at lane offset i (i < 32):
+// values i, i+32, i+64, i+96, centred (-32..31).
+template <class O>
+struct Q6Quarters {
+  typename O::I q0, q1, q2, q3;
+  Q6Quarters(const uint8_t* ql, const uint8_t* qh, int i) {
+    const auto l0 = O::load_u8(ql + i), l1 = O::load_u8(ql + 32 + i), h = O::load_u8(qh + i);
+    q0 = O::isub(O::ior(O::iand(l0, 0xF), O::template ishl<4>(O::iand(h, 3))), 32);
+    q1 = O::isub(O::ior(O::iand(l1, 0xF), O::template ishl<4>(O::iand(O::template ishr<2>(h), 3))),
+                 32);
+    q2 = O::isub(
+        O::ior(O::template ishr<4>(l0), O::template ishl<4>(O::iand(O::template ishr<4>(h), 3))),
+        32);
+    q3 = O::isub(O::ior(O::template ishr<4>(l1), O::template ishl<4>(O::template ishr<6>(h))), 32);
+  }
+};
+
+template <class O>
+inline float dot_q6_k(const std::byte* row, const float* x, int64_t n) {
+  auto acc = O::zero();
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+    const std::byte* p = row + b * int64_t(sizeof(BlockQ6_K));
+    const auto* ql = reinterpret_cast<const uint8_t*>(p);
+    const auto* qh = reinterpret_cast<const uint8_t*>(p + 128);
+    const auto* sc = reinterpret_cast<const int8_t*>(p + 192);
+    auto s = O::zero();
+    for (int half = 0; half < 2; ++half) {
+      const float* xh = x + 128 * half;
+      const int8_t* sch = sc + 8 * half;
+      for (int i = 0; i < 32; i += O::W) {
+        const Q6Quarters<O> q(ql + 64 * half, qh + 32 * half, i);
+        const int g = i / 16;  // the sub-block of 16 within each quarter
+        s = O::fma(O::set1(float(sch[g])), O::mul(O::to_float(q.q0), O::load(xh + i)), s);
+        s = O::fma(O::set1(float(sch[2 + g])), O::mul(O::to_float(q.q1), O::load(xh + 32 + i)), s);
+        s = O::fma(O::set1(float(sch[4 + g])), O::mul(O::to_float(q.q2), O::load(xh + 64 + i)), s);
+        s = O::fma(O::set1(float(sch[6 + g])), O::mul(O::to_float(q.q3), O::load(xh + 96 + i)), s);
+      }
+    }
+    acc = O::fma(O::set1(f16_at(p + 208)), s, acc);
+  }
+  return O::reduce(acc);
+}
+
+// row . x for a stored row of n values (n a multiple of the block size).
+template <class O>
+inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n) {
+  switch (t) {
+    case DType::F32:
+      return dot_plain<O, DType::F32>(row, x, n);
+    case DType::F16:
+      return dot_plain<O, DType::F16>(row, x, n);
+    case DType::BF16:
+      return dot_plain<O, DType::BF16>(row, x, n);
+    case DType::Q8_0:
+      return dot_blocks32<O, BlockQ8_0>(row, x, n);
+    case DType::Q4_0:
+      return dot_blocks32<O, BlockQ4_0>(row, x, n);
+    case DType::Q4_K:
+      return dot_q4_k<O>(row, x, n);
+    case DType::Q6_K:
+      return dot_q6_k<O>(row, x, n);
+  }
+  return 0.0f;
+}
+
+// y[0..n) = the values of a stored row.
+template <class O>
+inline void dequantize_row(DType t, const std::byte* row, float* y, int64_t n) {
+  constexpr int W = O::W;
+  auto plain = [&]<DType T>() {
+    int64_t i = 0;
+    for (; i + W <= n; i += W) O::store(y + i, load_plain<O, T>(row, i));
+    if (i < n) O::store_part(y + i, load_plain_part<O, T>(row, i, int(n - i)), int(n - i));
+  };
+  switch (t) {
+    case DType::F32:
+      std::memcpy(y, row, size_t(n) * 4);
+      return;
+    case DType::F16:
+      plain.template operator()<DType::F16>();
+      return;
+    case DType::BF16:
+      plain.template operator()<DType::BF16>();
+      return;
+    case DType::Q8_0:
+      for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+        const std::byte* p = row + b * int64_t(sizeof(BlockQ8_0));
+        const auto d = O::set1(f16_at(p));
+        const auto* qs = reinterpret_cast<const int8_t*>(p + 2);
+        for (int j = 0; j < 32; j += W) O::store(y + j, O::mul(d, O::to_float(O::load_i8(qs + j))));
+      }
+      return;
+    case DType::Q4_0:
+      for (int64_t b = 0; b < n / 32; ++b, y += 32) {
+        const std::byte* p = row + b * int64_t(sizeof(BlockQ4_0));
+        const auto d = O::set1(f16_at(p));
+        const auto* qs = reinterpret_cast<const uint8_t*>(p + 2);
+        for (int j = 0; j < 16; j += W) {
+          const auto q = O::load_u8(qs + j);
+          O::store(y + j, O::mul(d, O::to_float(O::isub(O::iand(q, 0xF), 8))));
+          O::store(y + j + 16, O::mul(d, O::to_float(O::isub(O::template ishr<4>(q), 8))));
+        }
+      }
+      return;
+    case DType::Q4_K:
+      for (int64_t b = 0; b < n / kQK_K; ++b) {
+        const std::byte* p = row + b * int64_t(sizeof(BlockQ4_K));
+        const float d = f16_at(p), dmin = f16_at(p + 2);
+        const auto* scales = reinterpret_cast<const uint8_t*>(p + 4);
+        const auto* qs = reinterpret_cast<const uint8_t*>(p + 16);
+        for (int s = 0; s < 8; s += 2, y += 64) {
+          uint8_t sc0, m0, sc1, m1;
+          q4k_scale_min(s, scales, sc0, m0);
+          q4k_scale_min(s + 1, scales, sc1, m1);
+          const auto d0 = O::set1(d * sc0), d1 = O::set1(d * sc1);
+          const auto n0 = O::set1(-(dmin * m0)), n1 = O::set1(-(dmin * m1));
+          for (int j = 0; j < 32; j += W) {
+            const auto q = O::load_u8(qs + 16 * s + j);
+            O::store(y + j, O::fma(d0, O::to_float(O::iand(q, 0xF)), n0));
+            O::store(y + 32 + j, O::fma(d1, O::to_float(O::template ishr<4>(q)), n1));
+          }
+        }
+      }
+      return;
+    case DType::Q6_K:
+      for (int64_t b = 0; b < n / kQK_K; ++b) {
+        const std::byte* p = row + b * int64_t(sizeof(BlockQ6_K));
+        const auto* ql = reinterpret_cast<const uint8_t*>(p);
+        const auto* qh = reinterpret_cast<const uint8_t*>(p + 128);
+        const auto* sc = reinterpret_cast<const int8_t*>(p + 192);
+        const float d = f16_at(p + 208);
+        for (int half = 0; half < 2; ++half, y += 128) {
+          const int8_t* sch = sc + 8 * half;
+          for (int i = 0; i < 32; i += W) {
+            const Q6Quarters<O> q(ql + 64 * half, qh + 32 * half, i);
+            const int g = i / 16;
+            O::store(y + i, O::mul(O::set1(d * sch[g]), O::to_float(q.q0)));
+            O::store(y + 32 + i, O::mul(O::set1(d * sch[2 + g]), O::to_float(q.q1)));
+            O::store(y + 64 + i, O::mul(O::set1(d * sch[4 + g]), O::to_float(q.q2)));
+            O::store(y + 96 + i, O::mul(O::set1(d * sch[6 + g]), O::to_float(q.q3)));
+          }
+        }
+      }
+      return;
+  }
+}
+
+// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1) of a matrix (row stride `stride`
+// bytes) and NB vectors of n values: each row is read once for all NB vectors (batched decode).
+// Rows of block types are first decoded into buf (2 n floats, L1-resident).
+template <class O, int NB>
+inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                           int64_t n, const float* X, int64_t ldx, float* Y, int64_t ldy,
+                           float* buf) {
+  using F = typename O::F;
+  constexpr int W = O::W;
+  constexpr int R = W >= 16 ? 2 : 1;  // rows at once: R * NB accumulators must fit the registers
+  auto run = [&]<DType T>(auto row_ptr) {
+    int64_t r = r0;
+    for (; r < r1; r += R) {
+      const int nr = r + R <= r1 ? R : 1;
+      const std::byte* w[R];
+      for (int k = 0; k < R; ++k) w[k] = row_ptr(r + (k < nr ? k : 0), k);
+      F acc[R][NB];
+      for (int k = 0; k < R; ++k)
+        for (int b = 0; b < NB; ++b) acc[k][b] = O::zero();
+      int64_t i = 0;
+      for (; i + W <= n; i += W) {
+        F wv[R];
+        for (int k = 0; k < R; ++k) wv[k] = load_plain<O, T>(w[k], i);
+        for (int b = 0; b < NB; ++b) {
+          const F xv = O::load(X + b * ldx + i);
+          for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k], xv, acc[k][b]);
+        }
+      }
+      if (i < n) {
+        const int rest = int(n - i);
+        F wv[R];
+        for (int k = 0; k < R; ++k) wv[k] = load_plain_part<O, T>(w[k], i, rest);
+        for (int b = 0; b < NB; ++b) {
+          const F xv = O::load_part(X + b * ldx + i, rest);
+          for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k], xv, acc[k][b]);
+        }
+      }
+      for (int k = 0; k < nr; ++k)
+        for (int b = 0; b < NB; ++b) Y[b * ldy + r + k] = O::reduce(acc[k][b]);
+      if (nr < R) break;
+    }
+  };
+  auto direct = [&](int64_t r, int) { return rows + r * stride; };
+  auto decoded = [&](int64_t r, int k) {
+    dequantize_row<O>(t, rows + r * stride, buf + k * n, n);
+    return reinterpret_cast<const std::byte*>(buf + k * n);
+  };
+  switch (t) {
+    case DType::F32:
+      run.template operator()<DType::F32>(direct);
+      return;
+    case DType::F16:
+      run.template operator()<DType::F16>(direct);
+      return;
+    case DType::BF16:
+      run.template operator()<DType::BF16>(direct);
+      return;
+    default:
+      run.template operator()<DType::F32>(decoded);
+      return;
+  }
+}
+
+}  // namespace mamba::simd::kernels

@@ -1,0 +1,94 @@
+#pragma once
+// The SIMD kernels, for the instruction set the compiler targets: AVX-512 (F+BW+VL), else
+// AVX2+FMA+F16C, else AArch64 NEON, else plain scalar code. The choice is made at compile time
+// from the compiler's flags: build with -march=native (or e.g. -march=x86-64-v4 / -mavx512f
+// -mavx512bw -mavx512vl for AVX-512, -march=x86-64-v3 for AVX2). Every kernel is written once
+// against a packet interface (ops_scalar.hpp documents it) and tested against its scalar twin.
+#include <cstddef>
+#include <cstdint>
+
+#include "mamba/ops/dtype.hpp"
+#include "mamba/ops/quant.hpp"
+#include "mamba/ops/simd/dot.hpp"
+#include "mamba/ops/simd/dot_q8_avx512.hpp"
+#include "mamba/ops/simd/math.hpp"
+#include "mamba/ops/simd/ops_avx2.hpp"
+#include "mamba/ops/simd/ops_avx512.hpp"
+#include "mamba/ops/simd/ops_neon.hpp"
+#include "mamba/ops/simd/ops_scalar.hpp"
+#include "mamba/ops/simd/scan.hpp"
+
+namespace mamba::simd {
+
+#if defined(MAMBA_SIMD_AVX512)
+using Best = Avx512Ops;
+#elif defined(MAMBA_SIMD_AVX2)
+using Best = Avx2Ops;
+#elif defined(MAMBA_SIMD_NEON)
+using Best = NeonOps;
+#else
+using Best = ScalarOps;
+#endif
+
+// The instruction set the kernels were compiled for: "avx512", "avx2", "neon" or "scalar".
+inline const char* isa() {
+  return Best::name;
+}
+
+inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n) {
+  return kernels::dot_row<Best>(t, row, x, n);
+}
+// row . x for a block-quantized row (Q8_0, Q4_0, Q4_K, Q6_K) with x quantized by
+// quantize_activation(activation_type(t), ...): integer products per block (AVX-512 VNNI), else
+// the scalar twin.
+inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int64_t n) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  return vnni::dot_row_q8(t, row, xq, n);
+#else
+  return vec_dot_row_q8(t, row, xq, n);
+#endif
+}
+inline void dequantize_row(DType t, const std::byte* row, float* y, int64_t n) {
+  kernels::dequantize_row<Best>(t, row, y, n);
+}
+// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1), nb vectors; buf: 2 n floats.
+inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                           int64_t n, const float* X, int64_t ldx, int64_t nb, float* Y,
+                           int64_t ldy, float* buf) {
+  for (int64_t b = 0; b < nb; b += 8, X += 8 * ldx, Y += 8 * ldy) {
+    switch (nb - b < 8 ? nb - b : 8) {
+#define MAMBA_MULTI_CASE(k)                                                            \
+  case k:                                                                              \
+    kernels::dot_rows_multi<Best, k>(t, rows, stride, r0, r1, n, X, ldx, Y, ldy, buf); \
+    break;
+      MAMBA_MULTI_CASE(1)
+      MAMBA_MULTI_CASE(2)
+      MAMBA_MULTI_CASE(3)
+      MAMBA_MULTI_CASE(4)
+      MAMBA_MULTI_CASE(5)
+      MAMBA_MULTI_CASE(6)
+      MAMBA_MULTI_CASE(7)
+      MAMBA_MULTI_CASE(8)
+#undef MAMBA_MULTI_CASE
+    }
+  }
+}
+inline void exp(const float* x, float* y, int64_t n) {
+  exp_array<Best>(x, y, n);
+}
+inline void silu(const float* x, float* y, int64_t n) {
+  silu_array<Best>(x, y, n);
+}
+inline void softplus_bias(const float* x, const float* bias, float* y, int64_t n) {
+  softplus_bias_array<Best>(x, bias, y, n);
+}
+inline void mul_silu(const float* z, float* y, int64_t n) {
+  mul_silu_array<Best>(z, y, n);
+}
+inline void scan_step(int64_t c0, int64_t c1, int64_t d_state, const float* x, const float* dt,
+                      const float* A, const float* B, const float* C, const float* D, float* h,
+                      float* y) {
+  kernels::scan_step<Best>(c0, c1, d_state, x, dt, A, B, C, D, h, y);
+}
+
+}  // namespace mamba::simd

@@ -1,0 +1,177 @@
+// Every SIMD kernel against its scalar twin, for every instruction set this build can run (the
+// scalar packet, and AVX2 / AVX-512 when the compiler targets them), on random inputs whose
+// lengths are not multiples of the vector width.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <mamba/ops/activations.hpp>
+#include <mamba/ops/quant.hpp>
+#include <mamba/ops/simd/simd.hpp>
+#include <mamba/ssm/scan.hpp>
+#include <random>
+#include <vector>
+
+namespace {
+
+using mamba::DType;
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
+  std::mt19937 g(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+std::vector<std::byte> stored_row(DType t, const std::vector<float>& v) {
+  std::vector<std::byte> b(mamba::row_bytes(t, static_cast<int64_t>(v.size())) + 64);
+  mamba::quantize_row(t, v.data(), b.data(), static_cast<int64_t>(v.size()));
+  return b;
+}
+
+constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
+                            DType::Q4_0, DType::Q4_K, DType::Q6_K};
+
+template <class O>
+class SimdTest : public ::testing::Test {};
+using Isas = ::testing::Types<mamba::simd::ScalarOps
+#if defined(MAMBA_SIMD_AVX2)
+                              ,
+                              mamba::simd::Avx2Ops
+#endif
+#if defined(MAMBA_SIMD_AVX512)
+                              ,
+                              mamba::simd::Avx512Ops
+#endif
+#if defined(MAMBA_SIMD_NEON)
+                              ,
+                              mamba::simd::NeonOps
+#endif
+                              >;
+TYPED_TEST_SUITE(SimdTest, Isas);
+
+// Row lengths: every block size, plus plain lengths that end in a partial vector.
+std::vector<int64_t> lengths_for(DType t) {
+  const int64_t bs = mamba::traits(t).block_size;
+  if (bs == 1) return {1, 3, 15, 17, 33, 63, 65, 100, 768, 1000};
+  return {bs, 3 * bs, 5 * bs, 1536};
+}
+
+TYPED_TEST(SimdTest, DotRowMatchesVecDotRow) {
+  for (DType t : kTypes) {
+    for (int64_t n : lengths_for(t)) {
+      if (n % mamba::traits(t).block_size) continue;
+      SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n);
+      const auto w = random_floats(n, uint32_t(n) * 7 + 1), x = random_floats(n, uint32_t(n) + 2);
+      const auto row = stored_row(t, w);
+      const float want = mamba::vec_dot_row(t, row.data(), x.data(), n);
+      const float got = mamba::simd::kernels::dot_row<TypeParam>(t, row.data(), x.data(), n);
+      // bound: float rounding of n products of magnitude <= |w||x|
+      double scale = 0;
+      for (int64_t i = 0; i < n; ++i) scale += std::fabs(w[i] * x[i]);
+      EXPECT_NEAR(got, want, 1e-5 * scale + 1e-6);
+    }
+  }
+}
+
+TEST(SimdInt8, DotRowQ8MatchesVecDotRowQ8) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    for (int64_t n : lengths_for(t)) {
+      for (uint32_t seed : {1u, 2u, 3u}) {
+        SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n << " seed=" << seed);
+        const auto w = random_floats(n, seed * 100 + uint32_t(n)),
+                   x = random_floats(n, seed * 7 + uint32_t(n), -3, 3);
+        const auto row = stored_row(t, w);
+        const auto act = mamba::activation_type(t);
+        std::vector<std::byte> xq(mamba::activation_bytes(act, n));
+        mamba::quantize_activation(act, x.data(), xq.data(), n);
+        const float want = mamba::vec_dot_row_q8(t, row.data(), xq.data(), n);
+        const float got = mamba::simd::dot_row_q8(t, row.data(), xq.data(), n);
+        double scale = 0;
+        for (int64_t i = 0; i < n; ++i) scale += std::fabs(w[i] * x[i]);
+        EXPECT_NEAR(got, want, 1e-5 * scale + 1e-6);
+        // and the quantized activations stay close to the float product
+        EXPECT_NEAR(got, mamba::vec_dot_row(t, row.data(), x.data(), n), 0.02 * scale + 1e-4);
+      }
+    }
+  }
+}
+
+TYPED_TEST(SimdTest, DotRowIsNotFooledByWrongRows) {
+  // a kernel that skipped the tail or a block would differ by a whole product
+  const int64_t n = 67;
+  std::vector<float> w(n, 0.0f), x(n, 1.0f);
+  w[n - 1] = 5.0f;
+  const auto row = stored_row(DType::F32, w);
+  EXPECT_EQ(mamba::simd::kernels::dot_row<TypeParam>(DType::F32, row.data(), x.data(), n), 5.0f);
+}
+
+TYPED_TEST(SimdTest, DequantizeRowMatchesScalar) {
+  for (DType t : kTypes) {
+    for (int64_t n : lengths_for(t)) {
+      SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n);
+      const auto w = random_floats(n, uint32_t(n) * 3 + 5, -2, 2);
+      const auto row = stored_row(t, w);
+      std::vector<float> want(n), got(n + 1, 123.0f);
+      mamba::dequantize_row(t, row.data(), want.data(), n);
+      mamba::simd::kernels::dequantize_row<TypeParam>(t, row.data(), got.data(), n);
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i])));
+      EXPECT_EQ(got[n], 123.0f);  // nothing written past the end
+    }
+  }
+}
+
+TYPED_TEST(SimdTest, ExpSiluSoftplusMatchTheLibm) {
+  std::vector<float> v = random_floats(1001, 11, -30, 30);
+  for (float s :
+       {-200.0f, -104.0f, -87.5f, -20.0f, -1e-6f, 0.0f, 1e-7f, 19.99f, 20.0f, 20.01f, 60.0f, 88.0f})
+    v.push_back(s);
+  const int64_t n = static_cast<int64_t>(v.size());
+  std::vector<float> e(n), s(n), sp(n), bias(n, 0.0f);
+  mamba::simd::exp_array<TypeParam>(v.data(), e.data(), n);
+  mamba::simd::silu_array<TypeParam>(v.data(), s.data(), n);
+  mamba::simd::softplus_bias_array<TypeParam>(v.data(), bias.data(), sp.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    SCOPED_TRACE(v[i]);
+    const double want_e = std::exp(double(v[i]));
+    if (v[i] < -87.0f)
+      EXPECT_LE(e[i], 1.2e-38);  // flushed below the normal range
+    else
+      EXPECT_NEAR(e[i], want_e, 3e-7 * want_e);
+    const double want_s = double(v[i]) / (1 + std::exp(-double(v[i])));
+    EXPECT_NEAR(s[i], want_s, 3e-7 * std::fabs(want_s) + 1e-37);
+    const double want_sp = v[i] > 20 ? v[i] : std::log1p(std::exp(double(v[i])));
+    EXPECT_NEAR(sp[i], want_sp, 3e-7 * want_sp + 1e-37);
+  }
+  // PyTorch's threshold: above 20 softplus is the identity, exactly
+  EXPECT_EQ(sp[n - 2], 60.0f);
+}
+
+TYPED_TEST(SimdTest, ScanStepMatchesTheScalarStep) {
+  for (int64_t N : {16, 5, 23}) {
+    const int64_t E = 37;
+    SCOPED_TRACE(N);
+    const auto x = random_floats(E, 1), dt = random_floats(E, 2, 0.001f, 0.5f),
+               A = random_floats(E * N, 3, -4, -0.1f), B = random_floats(N, 4),
+               C = random_floats(N, 5), D = random_floats(E, 6);
+    auto h = random_floats(E * N, 7), h_want = h;
+    std::vector<float> y(E), y_want(E);
+    mamba::selective_scan_step<float>(E, N, x.data(), dt.data(), A.data(), B.data(), C.data(),
+                                      D.data(), nullptr, h_want.data(), y_want.data());
+    // two ranges, as two threads would split them
+    mamba::simd::kernels::scan_step<TypeParam>(0, 20, N, x.data(), dt.data(), A.data(), B.data(),
+                                               C.data(), D.data(), h.data(), y.data());
+    mamba::simd::kernels::scan_step<TypeParam>(20, E, N, x.data(), dt.data(), A.data(), B.data(),
+                                               C.data(), D.data(), h.data(), y.data());
+    for (int64_t i = 0; i < E * N; ++i) ASSERT_NEAR(h[i], h_want[i], 1e-6f);
+    for (int64_t c = 0; c < E; ++c) ASSERT_NEAR(y[c], y_want[c], 1e-5f);
+    // the gate
+    const auto z = random_floats(E, 8, -6, 6);
+    auto gated = y;
+    mamba::simd::mul_silu_array<TypeParam>(z.data(), gated.data(), E);
+    for (int64_t c = 0; c < E; ++c) EXPECT_NEAR(gated[c], y[c] * mamba::silu(z[c]), 1e-6f);
+  }
+}
+
+}  // namespace
