@@ -4,7 +4,7 @@
 set -euo pipefail
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 pkgs=(cmake g++ make pkg-config libeigen3-dev nlohmann-json3-dev libutf8proc-dev
-      libgtest-dev libgmock-dev libbenchmark-dev)
+      libgtest-dev libgmock-dev libbenchmark-dev python3-regex)
 [ "${1:-}" = "--python" ] && pkgs+=(python3-torch python3-numpy libopenblas0-pthread)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
