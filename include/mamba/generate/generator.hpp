@@ -25,7 +25,7 @@ namespace mamba {
 
 struct GenerateParams {
   int max_tokens = 128;           // generated tokens at most
-  std::vector<std::string> stop;  // stop strings (not emitted)
+  std::vector<std::string> stop{};  // stop strings (not emitted)
   bool stop_at_eos = true;        // stop when the tokenizer's EOS id is sampled
   bool want_probs = false;        // pass the sampler's candidates to the callback
 };
