@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -145,6 +146,47 @@ void BM_Decode(benchmark::State& st, DType type) {
   st.counters["efficiency"] = bytes * tps / ceiling;
 }
 
+// Decode with int8 activations (QuantizedDot::Int8), and its accuracy effect: the relative error
+// of the logits against the float-activation path after the same 16 tokens.
+void BM_DecodeInt8(benchmark::State& st, DType type) {
+  const int threads = static_cast<int>(st.range(0));
+  const auto& model = model_for(type);
+  const double ceiling = streaming_bandwidth(threads);
+  mamba::set_num_threads(threads);
+  std::vector<int32_t> prefix(16);
+  for (size_t i = 0; i < prefix.size(); ++i) prefix[i] = (i * 977 + 5) % 50000;
+  std::vector<float> exact, approx;
+  {
+    auto s = model.new_state();
+    for (int32_t t : prefix) exact = model.step(t, s);
+  }
+  mamba::set_quantized_dot(mamba::QuantizedDot::Int8);
+  {
+    auto s = model.new_state();
+    for (int32_t t : prefix) approx = model.step(t, s);
+  }
+  auto state = model.new_state();
+  std::vector<float> logits(model.vocab_size());
+  int32_t token = 1;
+  const auto t0 = Clock::now();
+  for (auto _ : st) {
+    model.step(token, state, logits);
+    token = (token * 31 + 7) % 50000;
+    benchmark::DoNotOptimize(logits.data());
+  }
+  const double tps = st.iterations() / std::chrono::duration<double>(Clock::now() - t0).count();
+  mamba::set_quantized_dot(mamba::QuantizedDot::Float);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < exact.size(); ++i) {
+    num += double(approx[i] - exact[i]) * (approx[i] - exact[i]);
+    den += double(exact[i]) * exact[i];
+  }
+  const double bytes = weight_bytes_per_token(model);
+  st.counters["tokens/s"] = tps;
+  st.counters["efficiency"] = bytes * tps / ceiling;
+  st.counters["logits_rel_err"] = std::sqrt(num / den);
+}
+
 void BM_Prefill512(benchmark::State& st, DType type) {
   const int threads = static_cast<int>(st.range(0));
   const auto& model = model_for(type);
@@ -251,6 +293,11 @@ void register_all() {
   benchmark::RegisterBenchmark("BM_EigenSgemm", BM_EigenSgemm)->Apply(threads)->Iterations(1);
   for (auto [name, type] : kTypes)
     benchmark::RegisterBenchmark((std::string("BM_Decode/") + name).c_str(), BM_Decode, type)
+        ->Apply(threads)
+        ->MinTime(2.0);
+  for (auto [name, type] : {kTypes[3], kTypes[4], kTypes[5], kTypes[6]})
+    benchmark::RegisterBenchmark((std::string("BM_DecodeInt8/") + name).c_str(), BM_DecodeInt8,
+                                 type)
         ->Apply(threads)
         ->MinTime(2.0);
   for (auto [name, type] : kTypes)

@@ -31,7 +31,9 @@ class BasicModel {
   static BasicModel load(const std::string& path) { return BasicModel(load_checkpoint(path)); }
 
   explicit BasicModel(const Checkpoint& ck)
-      : config_(ck.config), weights_(Weights<T>::from_checkpoint(ck)), path_(ck.path),
+      : config_(ck.config),
+        weights_(Weights<T>::from_checkpoint(ck)),
+        path_(ck.path),
         tokenizer_json_(ck.tokenizer_json) {}
 
   const ModelConfig& config() const { return config_; }
@@ -48,7 +50,7 @@ class BasicModel {
                          Logits which = Logits::Last) const {
     if (tokens.empty()) throw ArgumentError("prefill: no tokens");
     std::vector<T> logits((which == Logits::All ? tokens.size() : 1) * config_.vocab_size);
-    Workspace<T> ws;
+    thread_local Workspace<T> ws;  // kept: a prompt after the first allocates nothing
     State* one[] = {&state};
     constexpr size_t kChunk = 256;  // bounds the activations; the state carries across chunks
     for (size_t i = 0; i < tokens.size(); i += kChunk) {

@@ -122,10 +122,10 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
       });
       return;
     }
-    // Each thread takes a contiguous share of the weight rows and multiplies it panel by panel:
-    // a panel of rows decoded to float (about 1 MiB, it stays in L2) and handed to Eigen's GEMM.
-    const int64_t panel = std::clamp<int64_t>((1 << 20) / (W.cols * 4) / 16 * 16, 16, W.rows);
-    parallel_for(W.rows, panel, 2 * n * W.rows * W.cols, [&](int64_t r0, int64_t r1) {
+    // The weight rows are shared out in contiguous parts; each part is multiplied panel by panel:
+    // a panel of rows decoded to float (at most 2 MiB, about an L2) and handed to Eigen's GEMM.
+    const int64_t panel = std::clamp<int64_t>((2 << 20) / (W.cols * 4) / 16 * 16, 16, W.rows);
+    parallel_for(W.rows, 16, 2 * n * W.rows * W.cols, [&](int64_t r0, int64_t r1) {
       if (W.type == DType::F32) {
         Eigen::Map<const RowMatrix<float>> w(reinterpret_cast<const float*>(W.row(r0)), r1 - r0,
                                              W.cols);

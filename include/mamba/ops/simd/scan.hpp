@@ -14,6 +14,23 @@ inline void scan_step(int64_t c0, int64_t c1, int64_t N, const float* x, const f
                       const float* A, const float* B, const float* C, const float* D, float* h,
                       float* y) {
   constexpr int W = O::W;
+  if constexpr (requires(const typename O::F* a) { O::reduce16(a); }) {
+    if (N == W) {  // d_state 16 on AVX-512: 16 channels at a time, one register each
+      for (; c0 + 16 <= c1; c0 += 16) {
+        typename O::F acc[16];
+        const auto Bv = O::load(B), Cv = O::load(C);
+        for (int k = 0; k < 16; ++k) {
+          const int64_t c = c0 + k;
+          const auto dA = exp<O>(O::mul(O::set1(dt[c]), O::load(A + c * N)));
+          const auto hn = O::fma(dA, O::load(h + c * N), O::mul(O::set1(dt[c] * x[c]), Bv));
+          O::store(h + c * N, hn);
+          acc[k] = O::mul(hn, Cv);
+        }
+        const auto xv = O::load(x + c0);
+        O::store(y + c0, O::fma(O::load(D + c0), xv, O::reduce16(acc)));
+      }
+    }
+  }
   for (int64_t c = c0; c < c1; ++c) {
     float* hc = h + c * N;
     const float* Ac = A + c * N;

@@ -1,0 +1,118 @@
+// Kernel throughput: each weight type's matrix-vector product in GB/s of weights streamed (float
+// activations, and int8 activations for the block types), on 1 and 2 threads; the selective-scan
+// step (one token) and sequence (256 tokens) in channels per second, d_state 16.
+#include <benchmark/benchmark.h>
+
+#include <mamba/ops/matmul.hpp>
+#include <mamba/ops/quant.hpp>
+#include <mamba/ops/threads.hpp>
+#include <mamba/ssm/scan.hpp>
+#include <random>
+#include <vector>
+
+namespace {
+
+using mamba::DType;
+
+// A 4096 x 4096 matrix (64 MiB in F32): larger than the L2 caches, as a model's weights are.
+constexpr int64_t kRows = 4096, kCols = 4096;
+
+const std::vector<std::byte>& matrix(DType t) {
+  static std::vector<std::pair<DType, std::vector<std::byte>>> cache;
+  for (const auto& [type, bytes] : cache)
+    if (type == t) return bytes;
+  const int64_t stride = mamba::row_bytes(t, kCols);
+  std::vector<std::byte> bytes(stride * kRows);
+  mamba::parallel_for(kRows, 1, kRows * kCols * 64, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(kCols);
+    for (int64_t r = r0; r < r1; ++r) {
+      std::minstd_rand g(static_cast<uint32_t>(r + 1));
+      std::normal_distribution<float> nd;
+      for (auto& v : row) v = nd(g);
+      mamba::quantize_row(t, row.data(), bytes.data() + r * stride, kCols);
+    }
+  });
+  cache.emplace_back(t, std::move(bytes));
+  return cache.back().second;
+}
+
+void BM_Matvec(benchmark::State& st, DType type, mamba::QuantizedDot mode) {
+  mamba::set_num_threads(static_cast<int>(st.range(0)));
+  mamba::set_quantized_dot(mode);
+  const auto& bytes = matrix(type);
+  const mamba::MatrixView W{type, bytes.data(), kRows, kCols};
+  std::vector<float> x(kCols, 0.5f), y(kRows);
+  for (auto _ : st) {
+    mamba::matvec(W, x.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  mamba::set_quantized_dot(mamba::QuantizedDot::Float);
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * W.bytes() / 1e9,
+                                           benchmark::Counter::kIsRate);
+}
+
+struct ScanInputs {
+  int64_t E = 1536, N = 16, T;
+  std::vector<float> x, dt, A, B, C, D, z, h, y;
+  explicit ScanInputs(int64_t tokens) : T(tokens) {
+    std::mt19937 g(1);
+    std::uniform_real_distribution<float> u(-1, 1), pos(0.001f, 0.1f), neg(-4, -0.5f);
+    auto fill = [&](std::vector<float>& v, int64_t n, auto& d) {
+      v.resize(n);
+      for (auto& e : v) e = d(g);
+    };
+    fill(x, T * E, u), fill(dt, T * E, pos), fill(A, E * N, neg), fill(B, T * N, u);
+    fill(C, T * N, u), fill(D, E, u), fill(z, T * E, u), fill(h, E * N, u);
+    y.resize(T * E);
+  }
+  void run() {
+    mamba::selective_scan_fast(T, E, N, x.data(), E, dt.data(), A.data(), B.data(), C.data(), N,
+                               D.data(), z.data(), E, h.data(), y.data());
+  }
+};
+
+void BM_ScanStep(benchmark::State& st) {
+  mamba::set_num_threads(static_cast<int>(st.range(0)));
+  ScanInputs s(1);
+  for (auto _ : st) {
+    s.run();
+    benchmark::DoNotOptimize(s.y.data());
+  }
+  st.counters["channels/s"] =
+      benchmark::Counter(static_cast<double>(st.iterations()) * s.E, benchmark::Counter::kIsRate);
+}
+
+void BM_ScanSequence256(benchmark::State& st) {
+  mamba::set_num_threads(static_cast<int>(st.range(0)));
+  ScanInputs s(256);
+  for (auto _ : st) {
+    s.run();
+    benchmark::DoNotOptimize(s.y.data());
+  }
+  st.counters["channels/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * s.E * s.T,
+                                                 benchmark::Counter::kIsRate);
+}
+
+void register_all() {
+  constexpr std::pair<const char*, DType> types[] = {
+      {"f32", DType::F32},   {"f16", DType::F16},   {"bf16", DType::BF16}, {"q8_0", DType::Q8_0},
+      {"q4_0", DType::Q4_0}, {"q4_k", DType::Q4_K}, {"q6_k", DType::Q6_K}};
+  auto threads = [](benchmark::internal::Benchmark* b) {
+    b->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  };
+  for (auto [name, type] : types) {
+    benchmark::RegisterBenchmark((std::string("BM_Matvec/") + name).c_str(), BM_Matvec, type,
+                                 mamba::QuantizedDot::Float)
+        ->Apply(threads);
+    if (mamba::traits(type).block_size > 1)
+      benchmark::RegisterBenchmark((std::string("BM_Matvec/") + name + "_int8").c_str(), BM_Matvec,
+                                   type, mamba::QuantizedDot::Int8)
+          ->Apply(threads);
+  }
+  benchmark::RegisterBenchmark("BM_ScanStep", BM_ScanStep)->Apply(threads);
+  benchmark::RegisterBenchmark("BM_ScanSequence256", BM_ScanSequence256)->Apply(threads);
+}
+
+const int registered = (register_all(), 0);
+
+}  // namespace
