@@ -97,6 +97,23 @@ TEST(SimdInt8, DotRowQ8MatchesVecDotRowQ8) {
   }
 }
 
+TEST(SimdInt8, QuantizeActivationGivesTheScalarBytes) {
+  using mamba::ActType;
+  for (ActType a : {ActType::Q8_0, ActType::Q8_K}) {
+    for (int64_t n : {256, 768, 1536}) {
+      SCOPED_TRACE(testing::Message() << int(a) << " n=" << n);
+      auto x = random_floats(n, uint32_t(n) + 9, -4, 4);
+      // halves that round differently under ties-to-even and ties-away, and an all-zero block
+      x[1] = 0.5f * (4.0f / 127.0f);
+      std::fill(x.end() - 256, x.end(), 0.0f);
+      std::vector<std::byte> want(mamba::activation_bytes(a, n)), got(want.size());
+      mamba::quantize_activation(a, x.data(), want.data(), n);
+      mamba::simd::quantize_activation(a, x.data(), got.data(), n);
+      EXPECT_EQ(got, want);
+    }
+  }
+}
+
 TYPED_TEST(SimdTest, DotRowIsNotFooledByWrongRows) {
   // a kernel that skipped the tail or a block would differ by a whole product
   const int64_t n = 67;

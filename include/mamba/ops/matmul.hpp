@@ -82,7 +82,7 @@ inline void matvec(const MatrixView& W, const T* x, T* y) {
     if (act != ActType::F32 && quantized_dot() == QuantizedDot::Int8) {
       thread_local std::vector<std::byte> xq;
       xq.resize(activation_bytes(act, W.cols));
-      quantize_activation(act, x, xq.data(), W.cols);
+      simd::quantize_activation(act, x, xq.data(), W.cols);
       const std::byte* xqp = xq.data();  // (the workers' own thread_local copies are empty)
       parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) y[r] = simd::dot_row_q8(W.type, W.row(r), xqp, W.cols);

@@ -14,6 +14,8 @@
 
 #include "mamba/ops/blocks.hpp"
 #include "mamba/ops/dtype.hpp"
+#include "mamba/ops/half.hpp"
+#include "mamba/ops/quant.hpp"
 
 namespace mamba::simd::vnni {
 
@@ -186,6 +188,75 @@ inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int6
     default:
       return 0.0f;
   }
+}
+
+inline float reduce_max(__m512 a) {
+  a = _mm512_max_ps(a, _mm512_maskz_shuffle_f32x4(0xFFFF, a, a, _MM_SHUFFLE(1, 0, 3, 2)));
+  a = _mm512_max_ps(a, _mm512_maskz_shuffle_f32x4(0xFFFF, a, a, _MM_SHUFFLE(2, 3, 0, 1)));
+  __m128 s = _mm512_maskz_extractf32x4_ps(0xF, a, 0);
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// std::round (halves away from zero) of 16 floats, exactly: trunc, plus one where the dropped
+// fraction is at least a half.
+inline __m512i round_away(__m512 t) {
+  const __m512 a = _mm512_abs_ps(t);
+  const __m512 r = _mm512_roundscale_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __mmask16 up = _mm512_cmp_ps_mask(_mm512_sub_ps(a, r), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m512 m = _mm512_mask_add_ps(r, up, r, _mm512_set1_ps(1.0f));
+  const __mmask16 neg = _mm512_cmp_ps_mask(t, _mm512_setzero_ps(), _CMP_LT_OQ);
+  return _mm512_cvttps_epi32(_mm512_mask_sub_ps(m, neg, _mm512_setzero_ps(), m));
+}
+
+// quantize_activation (ops/quant.hpp), the same bytes: Q8_0 blocks or Q8_K super-blocks.
+inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64_t n) {
+  if (a == ActType::Q8_0) {
+    for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+      const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+      const float amax = reduce_max(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      std::byte* out = dst + b * 34;
+      const uint16_t dh = f32_to_f16(d);
+      std::memcpy(out, &dh, 2);
+      const __m512 vid = _mm512_set1_ps(id);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2),
+                       _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(v0, vid))));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 18),
+                       _mm512_cvtepi32_epi8(round_away(_mm512_mul_ps(v1, vid))));
+    }
+    return;
+  }
+  if (a == ActType::Q8_K) {
+    for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+      std::byte* out = dst + b * int64_t(sizeof(BlockQ8_K));
+      __m512 m = _mm512_setzero_ps();
+      for (int j = 0; j < kQK_K; j += 16)
+        m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+      const float amax = reduce_max(m);
+      if (amax == 0.0f) {
+        std::memset(out, 0, sizeof(BlockQ8_K));
+        continue;
+      }
+      const float id = 127.0f / amax, d = 1.0f / id;
+      std::memcpy(out, &d, 4);
+      int16_t bsums[16];
+      for (int j = 0; j < kQK_K; j += 16) {
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), _mm512_set1_ps(id)));
+        q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 4 + j), _mm512_cvtepi32_epi8(q));
+        alignas(64) int32_t lanes[16];
+        _mm512_store_si512(lanes, q);
+        int32_t sum = 0;
+        for (int32_t v : lanes) sum += v;
+        bsums[j / 16] = static_cast<int16_t>(sum);
+      }
+      std::memcpy(out + 4 + kQK_K, bsums, sizeof(bsums));
+    }
+    return;
+  }
+  std::memcpy(dst, x, static_cast<size_t>(n) * 4);
 }
 
 }  // namespace mamba::simd::vnni

@@ -48,6 +48,14 @@ inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int6
   return vec_dot_row_q8(t, row, xq, n);
 #endif
 }
+// quantize_activation (ops/quant.hpp), vectorized: the same bytes.
+inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64_t n) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  vnni::quantize_activation(a, x, dst, n);
+#else
+  mamba::quantize_activation(a, x, dst, n);
+#endif
+}
 inline void dequantize_row(DType t, const std::byte* row, float* y, int64_t n) {
   kernels::dequantize_row<Best>(t, row, y, n);
 }
