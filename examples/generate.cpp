@@ -19,6 +19,7 @@
 
 #include <mamba/generate/generator.hpp>
 #include <mamba/mamba.hpp>
+#include <mamba/model/check_weights.hpp>
 #include <mamba/model/state_io.hpp>
 #include <mamba/tokenizer/load_tokenizer.hpp>
 
@@ -36,6 +37,7 @@ struct Options {
   std::string logits_out;
   bool interactive = false;
   bool quiet = false;
+  bool check_weights = false;
 };
 
 const char* kUsage =
@@ -62,6 +64,7 @@ const char* kUsage =
     "  -i, --interactive       after generating, read further input from stdin, one line a turn,\n"
     "                          keeping the state across turns\n"
     "      --quiet             no timing line on stderr\n"
+    "      --check-weights     scan every weight for NaN/Inf, report where, and exit (1 if any)\n"
     "  -h, --help              this text\n";
 
 [[noreturn]] void usage_error(const std::string& what) {
@@ -153,12 +156,14 @@ Options parse(int argc, char** argv) {
       o.interactive = true;
     } else if (a == "--quiet") {
       o.quiet = true;
+    } else if (a == "--check-weights") {
+      o.check_weights = true;
     } else {
       usage_error("unknown argument '" + a + "'");
     }
   }
   if (o.prompt && o.tokens) usage_error("give the prompt as text (-p, -f) or as --tokens, not both");
-  if (!o.prompt && !o.tokens && !o.interactive) usage_error("no prompt: give -p, -f or --tokens");
+  if (!o.prompt && !o.tokens && !o.interactive && !o.check_weights) usage_error("no prompt: give -p, -f or --tokens");
   return o;
 }
 
@@ -205,8 +210,18 @@ int run(const Options& o) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   const auto model = mamba::Model::load(o.model);
+  if (o.check_weights) {
+    const auto issues = mamba::check_weights(model);
+    for (const auto& w : issues) std::printf("%s\n", w.describe().c_str());
+    if (!issues.empty())
+      throw mamba::Error(o.model + ": " + std::to_string(issues.size()) +
+                         " tensors hold NaN or Inf weights (first: " + issues[0].describe() + ")");
+    std::printf("%s: every weight is finite\n", o.model.c_str());
+    return 0;
+  }
   const std::optional<mamba::Tokenizer> tok = model_tokenizer(model);
   const double load_ms = 1e3 * std::chrono::duration<double>(clock::now() - t0).count();
+  if (o.threads > 0) mamba::set_num_threads(o.threads);
   if (!tok && (o.prompt || o.interactive || !o.stop.empty()))
     throw mamba::Error(o.model + ": the model has no tokenizer; give the prompt as --tokens");
 

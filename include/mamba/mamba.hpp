@@ -5,6 +5,7 @@
 //   auto state = model.new_state();
 //   std::vector<float> logits = model.prefill(tokens, state);
 //   logits = model.step(next_token, state);
+//   mamba::set_num_threads(2);                                  // default: one per core
 #include "mamba/config.hpp"
 #include "mamba/error.hpp"
 #include "mamba/generate/generator.hpp"
@@ -12,4 +13,5 @@
 #include "mamba/model/model.hpp"
 #include "mamba/model/state.hpp"
 #include "mamba/model/state_io.hpp"
+#include "mamba/ops/threads.hpp"
 #include "mamba/tokenizer/load_tokenizer.hpp"
