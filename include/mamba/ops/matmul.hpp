@@ -79,18 +79,21 @@ template <class T>
 inline void matvec(const MatrixView& W, const T* x, T* y) {
   if constexpr (std::is_same_v<T, float>) {
     const ActType act = activation_type(W.type);
+    const int64_t stride = W.row_stride();
     if (act != ActType::F32 && quantized_dot() == QuantizedDot::Int8) {
       thread_local std::vector<std::byte> xq;
       xq.resize(activation_bytes(act, W.cols));
       simd::quantize_activation(act, x, xq.data(), W.cols);
       const std::byte* xqp = xq.data();  // (the workers' own thread_local copies are empty)
       parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) y[r] = simd::dot_row_q8(W.type, W.row(r), xqp, W.cols);
+        for (int64_t r = r0; r < r1; ++r)
+          y[r] = simd::dot_row_q8(W.type, W.data + r * stride, xqp, W.cols);
       });
       return;
     }
     parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = simd::dot_row(W.type, W.row(r), x, W.cols);
+      for (int64_t r = r0; r < r1; ++r)
+        y[r] = simd::dot_row(W.type, W.data + r * stride, x, W.cols);
     });
   } else {
     std::vector<T> row(W.cols);
