@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "mamba/error.hpp"
 
@@ -65,13 +66,18 @@ struct ModelConfig {
     if (!in) throw Error(path + ": cannot open config");
     std::stringstream ss;
     ss << in.rdbuf();
+    return from_json_text(ss.str(), path);
+  }
+
+  // The text of a config.json; `source` names it in messages.
+  static ModelConfig from_json_text(std::string_view text, const std::string& source) {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(ss.str());
+      j = nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::exception& e) {
-      throw FormatError(path + ": bad JSON: " + e.what());
+      throw FormatError(source + ": bad JSON: " + e.what());
     }
-    return from_json(j, path);
+    return from_json(j, source);
   }
 
  private:
@@ -98,7 +104,13 @@ struct ModelConfig {
     return get<V>(j, key, V{}, source);
   }
 
-  static int64_t default_dt_rank(int64_t d_model) { return (d_model + 15) / 16; }
+  // The values below come from the file: derived sizes must not overflow before validate()
+  // gets to say which field is out of range.
+  static int64_t default_dt_rank(int64_t d_model) { return d_model / 16 + (d_model % 16 > 0); }
+  // expand * d_model, or 0 (rejected by validate(), after d_model or expand) when out of range.
+  static int64_t default_d_inner(int64_t expand, int64_t d_model) {
+    return expand > 0 && d_model > 0 && expand <= INT64_MAX / d_model ? expand * d_model : 0;
+  }
 
   static ModelConfig from_hf(const nlohmann::json& j, const std::string& source) {
     ModelConfig c;
@@ -113,7 +125,7 @@ struct ModelConfig {
     c.d_state = get<int64_t>(j, "state_size", 16, source);
     c.d_conv = get<int64_t>(j, "conv_kernel", 4, source);
     c.expand = get<int64_t>(j, "expand", 2, source);
-    c.d_inner = get<int64_t>(j, "intermediate_size", c.expand * c.d_model, source);
+    c.d_inner = get<int64_t>(j, "intermediate_size", default_d_inner(c.expand, c.d_model), source);
     const auto rank = j.find("time_step_rank");
     if (rank == j.end() || (rank->is_string() && *rank == "auto"))
       c.dt_rank = default_dt_rank(c.d_model);
@@ -133,8 +145,11 @@ struct ModelConfig {
     c.n_layer = require<int64_t>(j, "n_layer", source);
     const int64_t vocab = require<int64_t>(j, "vocab_size", source);
     const int64_t pad = get<int64_t>(j, "pad_vocab_size_multiple", 8, source);
-    if (pad < 1) throw ShapeError(source + ": pad_vocab_size_multiple must be >= 1");
-    c.vocab_size = vocab > 0 ? (vocab + pad - 1) / pad * pad : vocab;
+    if (pad < 1 || pad > (1 << 24))
+      throw ShapeError(source + ": pad_vocab_size_multiple = " + std::to_string(pad) +
+                       ", expected 1.." + std::to_string(1 << 24));
+    // vocab_size beyond validate()'s bound is left as it is, for validate() to name.
+    c.vocab_size = vocab > 0 && vocab <= (1 << 24) ? (vocab + pad - 1) / pad * pad : vocab;
     c.tie_embeddings = get<bool>(j, "tie_embeddings", true, source);
     if (!get<bool>(j, "rms_norm", true, source))
       throw Error(source + ": LayerNorm checkpoints (rms_norm false) are not supported");
@@ -146,7 +161,7 @@ struct ModelConfig {
     c.d_state = get<int64_t>(ssm, "d_state", 16, source);
     c.d_conv = get<int64_t>(ssm, "d_conv", 4, source);
     c.expand = get<int64_t>(ssm, "expand", 2, source);
-    c.d_inner = c.expand * c.d_model;
+    c.d_inner = default_d_inner(c.expand, c.d_model);
     const auto rank = ssm.find("dt_rank");
     if (rank == ssm.end() || (rank->is_string() && *rank == "auto"))
       c.dt_rank = default_dt_rank(c.d_model);

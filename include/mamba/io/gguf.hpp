@@ -46,6 +46,10 @@ class GgufFile {
     } catch (const Error& e) {
       throw FormatError(e.what());
     }
+    return from_file(std::move(f));
+  }
+  // The same over a file already open (or bytes in memory: MappedFile::from_bytes).
+  static GgufFile from_file(std::shared_ptr<const MappedFile> f) {
     GgufFile g;
     g.s_ = parse(std::move(f));
     return g;

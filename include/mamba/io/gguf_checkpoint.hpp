@@ -100,8 +100,8 @@ inline ModelConfig gguf_model_config(const GgufFile& g) {
   return c;
 }
 
-inline Checkpoint load_gguf_checkpoint(const std::string& path) {
-  const GgufFile g = GgufFile::open(path);
+inline Checkpoint gguf_checkpoint(const GgufFile& g) {
+  const std::string& path = g.path();
   Checkpoint ck;
   ck.path = path;
   ck.config = gguf_model_config(g);
@@ -115,6 +115,10 @@ inline Checkpoint load_gguf_checkpoint(const std::string& path) {
     ck.tensors.emplace(name, TensorRef{t.type, std::move(shape), t.data, t.nbytes, path});
   }
   return ck;
+}
+
+inline Checkpoint load_gguf_checkpoint(const std::string& path) {
+  return gguf_checkpoint(GgufFile::open(path));
 }
 
 // True when `path` is a regular file that starts with the GGUF magic.

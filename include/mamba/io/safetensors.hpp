@@ -27,9 +27,11 @@ class SafetensorsFile {
     uint64_t nbytes = 0;
   };
 
-  static SafetensorsFile open(const std::string& path) {
+  static SafetensorsFile open(const std::string& path) { return from_file(MappedFile::open(path)); }
+  // The same over a file already open (or bytes in memory: MappedFile::from_bytes).
+  static SafetensorsFile from_file(std::shared_ptr<const MappedFile> file) {
     SafetensorsFile f;
-    f.file_ = MappedFile::open(path);
+    f.file_ = std::move(file);
     f.parse();
     return f;
   }
@@ -96,7 +98,8 @@ class SafetensorsFile {
       for (const auto& d : info["shape"]) {
         if (!d.is_number_unsigned()) fail(where + "shape has a non-integer or negative entry");
         const uint64_t v = d.get<uint64_t>();
-        if (v != 0 && numel > (uint64_t{1} << 62) / v) fail(where + "shape overflows 64 bits");
+        // At most 2^60 elements, so that numel * element size (8 at most) cannot wrap around.
+        if (v != 0 && numel > (uint64_t{1} << 60) / v) fail(where + "shape overflows 64 bits");
         numel *= v;
         t.shape.push_back(static_cast<int64_t>(v));
       }

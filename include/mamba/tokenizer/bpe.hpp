@@ -43,7 +43,8 @@ class BpeModel {
     }
     merges_ = MergeTable(merges.size());
     for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-      const auto& [a, b] = merges[rank];
+      const std::string& a = merges[rank].first;  // not a structured binding: clang 14 cannot
+      const std::string& b = merges[rank].second;  // capture those in the lambda below
       const auto name = [&] {
         return source + ": merge " + std::to_string(rank) + " ('" + a + "' '" + b + "')";
       };
