@@ -163,7 +163,8 @@ Options parse(int argc, char** argv) {
     }
   }
   if (o.prompt && o.tokens) usage_error("give the prompt as text (-p, -f) or as --tokens, not both");
-  if (!o.prompt && !o.tokens && !o.interactive && !o.check_weights) usage_error("no prompt: give -p, -f or --tokens");
+  if (!o.prompt && !o.tokens && !o.interactive && !o.check_weights)
+    usage_error("no prompt: give -p, -f or --tokens");
   return o;
 }
 
