@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <mamba/model/mixer.hpp>
 #include <mamba/ops/activations.hpp>
 #include <mamba/ops/quant.hpp>
 #include <mamba/ops/simd/simd.hpp>
@@ -189,6 +190,57 @@ TYPED_TEST(SimdTest, ScanStepMatchesTheScalarStep) {
     mamba::simd::mul_silu_array<TypeParam>(z.data(), gated.data(), E);
     for (int64_t c = 0; c < E; ++c) EXPECT_NEAR(gated[c], y[c] * mamba::silu(z[c]), 1e-6f);
   }
+}
+
+}  // namespace
+
+namespace {
+
+// The products split across two threads give what one thread gives (rows are independent, so
+// the sums are the same to the bit), for every path: matrix-vector, float and int8 activations,
+// the few-vector product (batched decode) and the panel GEMM (prefill).
+TEST(Threads, TwoThreadsComputeWhatOneComputes) {
+  for (DType t : kTypes) {
+    SCOPED_TRACE(mamba::dtype_name(t));
+    const int64_t rows = 389, cols = 512;
+    const auto w = random_floats(rows * cols, 77);
+    const int64_t stride = mamba::row_bytes(t, cols);
+    std::vector<std::byte> bytes(rows * stride);
+    for (int64_t r = 0; r < rows; ++r)
+      mamba::quantize_row(t, &w[r * cols], &bytes[r * stride], cols);
+    const mamba::MatrixView W{t, bytes.data(), rows, cols};
+    const auto X = random_floats(40 * cols, 78);
+    for (auto mode : {mamba::QuantizedDot::Float, mamba::QuantizedDot::Int8}) {
+      mamba::set_quantized_dot(mode);
+      for (int64_t n : {1, 5, 40}) {
+        std::vector<float> one(n * rows), two(n * rows);
+        mamba::set_num_threads(1);
+        mamba::project(W, X.data(), n, one.data());
+        mamba::set_num_threads(2);
+        mamba::project(W, X.data(), n, two.data());
+        EXPECT_EQ(one, two) << "n=" << n;
+      }
+    }
+    mamba::set_quantized_dot(mamba::QuantizedDot::Float);
+  }
+  mamba::set_num_threads(0);
+}
+
+TEST(Threads, ScanSplitByChannelsComputesWhatOneThreadComputes) {
+  const int64_t E = 1536, N = 16, T = 7;
+  const auto x = random_floats(T * E, 1), dt = random_floats(T * E, 2, 0.001f, 0.5f),
+             A = random_floats(E * N, 3, -4, -0.1f), B = random_floats(T * N, 4),
+             C = random_floats(T * N, 5), D = random_floats(E, 6), z = random_floats(T * E, 7);
+  std::vector<float> h1(E * N, 0.1f), h2 = h1, y1(T * E), y2(T * E);
+  mamba::set_num_threads(1);
+  mamba::selective_scan_fast(T, E, N, x.data(), E, dt.data(), A.data(), B.data(), C.data(), N,
+                             D.data(), z.data(), E, h1.data(), y1.data());
+  mamba::set_num_threads(2);
+  mamba::selective_scan_fast(T, E, N, x.data(), E, dt.data(), A.data(), B.data(), C.data(), N,
+                             D.data(), z.data(), E, h2.data(), y2.data());
+  mamba::set_num_threads(0);
+  EXPECT_EQ(h1, h2);
+  EXPECT_EQ(y1, y2);
 }
 
 }  // namespace
