@@ -91,9 +91,16 @@ inline void matvec(const MatrixView& W, const T* x, T* y) {
       });
       return;
     }
+    thread_local std::vector<float> sums;  // the block sums some kernels take, once per product
+    const float* xsum = nullptr;
+    if (simd::needs_block_sums(W.type)) {
+      sums.resize(W.cols / 32);
+      simd::block_sums32(x, W.cols, sums.data());
+      xsum = sums.data();
+    }
     parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
-        y[r] = simd::dot_row(W.type, W.data + r * stride, x, W.cols);
+        y[r] = simd::dot_row(W.type, W.data + r * stride, x, W.cols, xsum);
     });
   } else {
     std::vector<T> row(W.cols);

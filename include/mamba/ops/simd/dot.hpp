@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #if defined(__F16C__)
 #include <immintrin.h>
@@ -72,76 +73,96 @@ inline typename O::F q8_0_block(const std::byte* blk, const float* x) {
   return t;
 }
 
-// sum_j (q[j] - 8) x[j] over one Q4_0 block
+// Q8_0: sum_b d_b (q_b . x_b), two blocks per step so that the FMA latencies overlap
 template <class O>
-inline typename O::F q4_0_block(const std::byte* blk, const float* x) {
-  const auto* qs = reinterpret_cast<const uint8_t*>(blk + 2);
-  auto t = O::zero();
-  for (int j = 0; j < 16; j += O::W) {
-    const auto q = O::load_u8(qs + j);
-    t = O::fma(O::to_float(O::isub(O::iand(q, 0xF), 8)), O::load(x + j), t);
-    t = O::fma(O::to_float(O::isub(O::template ishr<4>(q), 8)), O::load(x + j + 16), t);
-  }
-  return t;
-}
-
-template <class O, class Block>
-inline float dot_blocks32(const std::byte* row, const float* x, int64_t n) {
+inline float dot_q8_0(const std::byte* row, const float* x, int64_t n) {
   auto a0 = O::zero(), a1 = O::zero();
   const int64_t nb = n / 32;
-  constexpr int64_t bb = sizeof(Block);
+  constexpr int64_t bb = sizeof(BlockQ8_0);
   int64_t b = 0;
-  for (; b + 1 < nb; b += 2) {  // two chains, so that the FMA latency overlaps
+  for (; b + 1 < nb; b += 2) {
     const std::byte* p = row + b * bb;
-    if constexpr (sizeof(Block) == sizeof(BlockQ8_0)) {
-      a0 = O::fma(O::set1(f16_at(p)), q8_0_block<O>(p, x + 32 * b), a0);
-      a1 = O::fma(O::set1(f16_at(p + bb)), q8_0_block<O>(p + bb, x + 32 * b + 32), a1);
-    } else {
-      a0 = O::fma(O::set1(f16_at(p)), q4_0_block<O>(p, x + 32 * b), a0);
-      a1 = O::fma(O::set1(f16_at(p + bb)), q4_0_block<O>(p + bb, x + 32 * b + 32), a1);
-    }
+    a0 = O::fma(O::set1(f16_at(p)), q8_0_block<O>(p, x + 32 * b), a0);
+    a1 = O::fma(O::set1(f16_at(p + bb)), q8_0_block<O>(p + bb, x + 32 * b + 32), a1);
   }
-  if (b < nb) {
-    const std::byte* p = row + b * bb;
-    if constexpr (sizeof(Block) == sizeof(BlockQ8_0))
-      a0 = O::fma(O::set1(f16_at(p)), q8_0_block<O>(p, x + 32 * b), a0);
-    else
-      a0 = O::fma(O::set1(f16_at(p)), q4_0_block<O>(p, x + 32 * b), a0);
-  }
+  if (b < nb)
+    a0 = O::fma(O::set1(f16_at(row + b * bb)), q8_0_block<O>(row + b * bb, x + 32 * b), a0);
   return O::reduce(O::add(a0, a1));
 }
 
-// Q4_K: per block d * sum_s sc[s] (q . x)_s - dmin * sum_s m[s] (sum x)_s
+// Q4_0: sum_b d_b (q_b . x_b - 8 xsum_b), with xsum (the sum of each 32 values of x) computed
+// once per matrix-vector product instead of once per row.
 template <class O>
-inline float dot_q4_k(const std::byte* row, const float* x, int64_t n) {
+inline float dot_q4_0(const std::byte* row, const float* x, const float* xsum, int64_t n) {
+  auto a0 = O::zero(), a1 = O::zero();
+  float corr = 0.0f;
+  const int64_t nb = n / 32;
+  constexpr int64_t bb = sizeof(BlockQ4_0);
+  auto block = [&](const std::byte* p, const float* xb) {
+    const auto* qs = reinterpret_cast<const uint8_t*>(p + 2);
+    auto t = O::zero();
+    for (int j = 0; j < 16; j += O::W) {
+      const auto q = O::load_u8(qs + j);
+      t = O::fma(O::to_float(O::iand(q, 0xF)), O::load(xb + j), t);
+      t = O::fma(O::to_float(O::template ishr<4>(q)), O::load(xb + j + 16), t);
+    }
+    return t;
+  };
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    const std::byte* p = row + b * bb;
+    const float d0 = f16_at(p), d1 = f16_at(p + bb);
+    a0 = O::fma(O::set1(d0), block(p, x + 32 * b), a0);
+    a1 = O::fma(O::set1(d1), block(p + bb, x + 32 * b + 32), a1);
+    corr += d0 * xsum[b] + d1 * xsum[b + 1];
+  }
+  if (b < nb) {
+    const float d = f16_at(row + b * bb);
+    a0 = O::fma(O::set1(d), block(row + b * bb, x + 32 * b), a0);
+    corr += d * xsum[b];
+  }
+  return O::reduce(O::add(a0, a1)) - 8.0f * corr;
+}
+
+// xsum[b] = sum of x[32 b .. 32 b + 32)
+template <class O>
+inline void block_sums32(const float* x, int64_t n, float* xsum) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    auto v = O::zero();
+    for (int j = 0; j < 32; j += O::W) v = O::add(v, O::load(x + 32 * b + j));
+    xsum[b] = O::reduce(v);
+  }
+}
+
+// Q4_K: per block d * sum_s sc[s] (q . x)_s - dmin * sum_s m[s] xsum_s (xsum as for Q4_0)
+template <class O>
+inline float dot_q4_k(const std::byte* row, const float* x, const float* xsum, int64_t n) {
   auto acc = O::zero();
-  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+  float mins = 0.0f;
+  for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K, xsum += 8) {
     const std::byte* p = row + b * int64_t(sizeof(BlockQ4_K));
     const auto* scales = reinterpret_cast<const uint8_t*>(p + 4);
     const auto* qs = reinterpret_cast<const uint8_t*>(p + 16);
-    auto sq = O::zero(), sm = O::zero();
+    auto sq = O::zero();
+    float sm = 0.0f;
     for (int s = 0; s < 8; s += 2) {
       uint8_t sc0, m0, sc1, m1;
       q4k_scale_min(s, scales, sc0, m0);
       q4k_scale_min(s + 1, scales, sc1, m1);
-      auto t0 = O::zero(), t1 = O::zero(), x0 = O::zero(), x1 = O::zero();
+      auto t0 = O::zero(), t1 = O::zero();
       for (int j = 0; j < 32; j += O::W) {
         const auto q = O::load_u8(qs + 16 * s + j);
-        const auto xa = O::load(x + 32 * s + j), xb = O::load(x + 32 * s + 32 + j);
-        t0 = O::fma(O::to_float(O::iand(q, 0xF)), xa, t0);
-        t1 = O::fma(O::to_float(O::template ishr<4>(q)), xb, t1);
-        x0 = O::add(x0, xa);
-        x1 = O::add(x1, xb);
+        t0 = O::fma(O::to_float(O::iand(q, 0xF)), O::load(x + 32 * s + j), t0);
+        t1 = O::fma(O::to_float(O::template ishr<4>(q)), O::load(x + 32 * s + 32 + j), t1);
       }
       sq = O::fma(O::set1(float(sc0)), t0, sq);
       sq = O::fma(O::set1(float(sc1)), t1, sq);
-      sm = O::fma(O::set1(float(m0)), x0, sm);
-      sm = O::fma(O::set1(float(m1)), x1, sm);
+      sm += float(m0) * xsum[s] + float(m1) * xsum[s + 1];
     }
     acc = O::fma(O::set1(f16_at(p)), sq, acc);
-    acc = O::fma(O::set1(-f16_at(p + 2)), sm, acc);
+    mins += f16_at(p + 2) * sm;
   }
-  return O::reduce(acc);
+  return O::reduce(acc) - mins;
 }
 
 // The four groups of quants of one Q6_K half-block (128 values) at lane offset i (i < 32):
@@ -187,9 +208,22 @@ inline float dot_q6_k(const std::byte* row, const float* x, int64_t n) {
   return O::reduce(acc);
 }
 
-// row . x for a stored row of n values (n a multiple of the block size).
+// Whether the row type's kernel takes the block sums of x (block_sums32).
+inline bool needs_block_sums(DType t) {
+  return t == DType::Q4_0 || t == DType::Q4_K;
+}
+
+// row . x for a stored row of n values (n a multiple of the block size). xsum: block_sums32 of
+// x for the types that need it, or null (then computed here, for one-off calls).
 template <class O>
-inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n) {
+inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n,
+                     const float* xsum = nullptr) {
+  std::vector<float> own;
+  if (needs_block_sums(t) && !xsum) {
+    own.resize(n / 32);
+    block_sums32<O>(x, n, own.data());
+    xsum = own.data();
+  }
   switch (t) {
     case DType::F32:
       return dot_plain<O, DType::F32>(row, x, n);
@@ -198,11 +232,11 @@ inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n) {
     case DType::BF16:
       return dot_plain<O, DType::BF16>(row, x, n);
     case DType::Q8_0:
-      return dot_blocks32<O, BlockQ8_0>(row, x, n);
+      return dot_q8_0<O>(row, x, n);
     case DType::Q4_0:
-      return dot_blocks32<O, BlockQ4_0>(row, x, n);
+      return dot_q4_0<O>(row, x, xsum, n);
     case DType::Q4_K:
-      return dot_q4_k<O>(row, x, n);
+      return dot_q4_k<O>(row, x, xsum, n);
     case DType::Q6_K:
       return dot_q6_k<O>(row, x, n);
   }

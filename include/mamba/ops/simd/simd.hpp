@@ -35,8 +35,15 @@ inline const char* isa() {
   return Best::name;
 }
 
-inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n) {
-  return kernels::dot_row<Best>(t, row, x, n);
+// row . x for a stored row; xsum: block_sums32(x) when needs_block_sums(t), else ignored (null
+// computes it for this call).
+inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n,
+                     const float* xsum = nullptr) {
+  return kernels::dot_row<Best>(t, row, x, n, xsum);
+}
+using kernels::needs_block_sums;
+inline void block_sums32(const float* x, int64_t n, float* xsum) {
+  kernels::block_sums32<Best>(x, n, xsum);
 }
 // row . x for a block-quantized row (Q8_0, Q4_0, Q4_K, Q6_K) with x quantized by
 // quantize_activation(activation_type(t), ...): integer products per block (AVX-512 VNNI), else
