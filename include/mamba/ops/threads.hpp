@@ -43,8 +43,12 @@ inline void set_num_threads(int n) {
 // Calls f(begin, end) on contiguous parts of [0, n) whose boundaries are multiples of `grain`,
 // spread over the threads: a few parts per thread, handed out as threads come free (OpenMP's
 // dynamic schedule), so that a thread the OS has paused does not hold the others up. `work`
-// estimates the cost in bytes touched or multiply-adds: below about 32 K a thread's wake-up
-// costs more than it saves, so small jobs run on the calling thread.
+// estimates the cost in bytes touched or multiply-adds. Jobs below kParallelWork run on the
+// calling thread: every parallel region ends in a barrier, and on a machine whose cores are busy
+// with other work a barrier can wait a whole scheduler time slice for a descheduled thread (one
+// decoded token opens ~100 regions), so only jobs long enough to hide that are split.
+inline constexpr int64_t kParallelWork = int64_t{1} << 20;
+
 template <class F>
 inline void parallel_for(int64_t n, int64_t grain, int64_t work, F&& f) {
   if (n <= 0) return;
@@ -52,7 +56,7 @@ inline void parallel_for(int64_t n, int64_t grain, int64_t work, F&& f) {
   const int64_t units = (n + grain - 1) / grain;
   const int nt = static_cast<int>(std::min<int64_t>(num_threads(), units));
 #if defined(_OPENMP)
-  if (nt > 1 && work >= (int64_t{32} << 10) && !omp_in_parallel()) {
+  if (nt > 1 && work >= kParallelWork && !omp_in_parallel()) {
     const int64_t parts = std::min<int64_t>(units, 4 * nt);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int64_t p = 0; p < parts; ++p) {
