@@ -156,7 +156,8 @@ inline float dot_q6_k(const std::byte* row, const std::byte* xq, int64_t n) {
       const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(L, 4), low4),
                                          _mm512_slli_epi16(_mm512_and_si512(h23, two), 4));
       const auto* xh = xs + 128 * half;
-      const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc + 8 * half));
+      // the 8 scales of this half: exactly 8 bytes (a 16-byte load would run past the block)
+      const __m128i s8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc + 8 * half));
       const __m512i sa = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(s8, spread));
       const __m512i sbv =
           _mm512_cvtepi8_epi32(_mm_shuffle_epi8(s8, _mm_add_epi8(spread, _mm_set1_epi8(4))));
