@@ -148,8 +148,8 @@ TEST(Model, StepBatchEqualsSteppingEachSequenceAlone) {
     SCOPED_TRACE(name);
     const auto ref = ReferenceFixture::load(name);
     const auto model = mamba::Model::load(ref.dir);
-    // 5 sequences at different points: each has consumed a different prefix of the fixture
-    constexpr int kBatch = 5;
+    // 8 sequences with different prompts: each has consumed a different prefix of the fixture
+    constexpr int kBatch = 8;
     std::vector<mamba::State> batch, alone;
     for (int b = 0; b < kBatch; ++b) {
       batch.push_back(model.new_state());
@@ -166,7 +166,10 @@ TEST(Model, StepBatchEqualsSteppingEachSequenceAlone) {
         const std::vector<float> got(logits.begin() + b * model.vocab_size(),
                                      logits.begin() + (b + 1) * model.vocab_size());
         EXPECT_LE(relative_error(got, want), 1e-6);
-        next[b] = std::max_element(want.begin(), want.end()) - want.begin();  // greedy
+        // greedy, token for token
+        const int32_t from_batch = std::max_element(got.begin(), got.end()) - got.begin();
+        next[b] = std::max_element(want.begin(), want.end()) - want.begin();
+        EXPECT_EQ(from_batch, next[b]);
       }
     }
     for (int b = 0; b < kBatch; ++b) {
