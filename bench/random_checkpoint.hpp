@@ -84,20 +84,7 @@ inline Checkpoint random_checkpoint(const ModelConfig& c, DType matrix_type, uin
 inline uint64_t write_gguf(const Checkpoint& ck, DType matrix_type, const std::string& path) {
   GgufWriter w;
   gguf_set_model_keys(w, ck.config, QuantTarget{matrix_type, false}, "random-mamba-130m");
-  for (const auto& [name, t] : ck.tensors) {
-    std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
-    if (name.find("conv1d.weight") != std::string::npos) ne = {ck.config.d_conv, ck.config.d_inner};
-    std::vector<std::byte> data(t.data, t.data + t.nbytes);
-    if (name.find("A_log") != std::string::npos) {
-      for (size_t i = 0; i < data.size(); i += 4) {
-        float v;
-        std::memcpy(&v, &data[i], 4);
-        v = -std::exp(v);
-        std::memcpy(&data[i], &v, 4);
-      }
-    }
-    w.add_tensor(gguf_tensor_name(name), t.type, ne, std::move(data));
-  }
+  gguf_add_checkpoint_tensors(w, ck);
   return w.write(path);
 }
 

@@ -78,20 +78,7 @@ std::string gguf_bytes(const Checkpoint& ck, DType type, const fs::path& tokeniz
   GgufWriter w;
   gguf_set_model_keys(w, ck.config, QuantTarget{type, false}, "micro");
   if (!tokenizer_json.empty()) gguf_set_tokenizer_json(w, tokenizer_json.string(), 0);
-  for (const auto& [name, t] : ck.tensors) {
-    std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
-    if (name.find("conv1d.weight") != std::string::npos) ne = {ck.config.d_conv, ck.config.d_inner};
-    std::vector<std::byte> data(t.data, t.data + t.nbytes);
-    if (name.find("A_log") != std::string::npos) {
-      for (size_t i = 0; i < data.size(); i += 4) {
-        float v;
-        std::memcpy(&v, &data[i], 4);
-        v = -std::exp(v);
-        std::memcpy(&data[i], &v, 4);
-      }
-    }
-    w.add_tensor(gguf_tensor_name(name), t.type, ne, std::move(data));
-  }
+  gguf_add_checkpoint_tensors(w, ck);
   w.write(tmp.string());
   std::string bytes = read(tmp);
   fs::remove(tmp);

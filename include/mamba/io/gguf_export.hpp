@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -214,6 +215,27 @@ inline void gguf_set_tokenizer_json(GgufWriter& w, const std::string& path, int6
       w.set("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(*eos));
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path + ": not a tokenizer.json this can convert: " + e.what());
+  }
+}
+
+// Adds every tensor of an F32-vector checkpoint as stored, under its GGUF name and ggml shape:
+// A_log becomes ssm_a = -exp(A_log), the conv weight {d_conv, d_inner}. For tools that write a
+// checkpoint built in memory (benchmarks, fuzz seeds) without converting its matrices.
+inline void gguf_add_checkpoint_tensors(GgufWriter& w, const Checkpoint& ck) {
+  for (const auto& [name, t] : ck.tensors) {
+    std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
+    if (name.find("conv1d.weight") != std::string::npos) ne = {ck.config.d_conv, ck.config.d_inner};
+    std::vector<std::byte> data(t.data, t.data + t.nbytes);
+    if (name.find("A_log") != std::string::npos) {
+      if (t.type != DType::F32) throw ArgumentError(name + ": A_log must be F32 here");
+      for (size_t i = 0; i < data.size(); i += 4) {
+        float v;
+        std::memcpy(&v, &data[i], 4);
+        v = -std::exp(v);
+        std::memcpy(&data[i], &v, 4);
+      }
+    }
+    w.add_tensor(gguf_tensor_name(name), t.type, ne, std::move(data));
   }
 }
 
