@@ -8,6 +8,11 @@ safetensors, in the layout the case is about) and:
     reference.json   {"case": ..., "tokens": [...], "vocab_size": V, "dtype": ...}
     logits.bin       float64 little-endian, row-major [n_tokens][vocab_size], from mamba_ref.forward
 The reference runs in float64 on exactly the values the checkpoint stores (rounded to its dtype).
+
+The mamba2_* cases are Mamba-2 checkpoints (scripts/mamba2_ref.py, recurrence form): their
+reference.json also says "arch": "mamba2" and the model's "chunk_size", and they have
+N_TOKENS_MAMBA2 tokens, so that prefixes shorter than, equal to, a multiple of and not a multiple
+of the chunk length can be prefilled.
 """
 import argparse
 import json
@@ -18,6 +23,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mamba2_ref as ref2  # noqa: E402
 import mamba_ref as ref  # noqa: E402
 
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
@@ -45,6 +51,26 @@ CASES = {
 }
 
 N_TOKENS = 13
+
+# Mamba-2 cases, name: (mamba2_ref.make_config arguments, seed, how it is stored)
+MAMBA2_CASES = {
+    # HF layout, one group, 4 heads of 8, D per head, no dt clamp, tied
+    "mamba2_tiny": (dict(d_model=16, n_layer=2, vocab_size=37, d_state=12, d_conv=4, headdim=8,
+                         chunk_size=8), 21, dict()),
+    # HF layout, 2 groups of 4 heads of 6, projection biases, untied, dt clamped to
+    # [0.01, 0.05] (most dt values hit one bound or the other)
+    "mamba2_groups": (dict(d_model=24, n_layer=2, vocab_size=61, d_state=10, d_conv=3,
+                           headdim=6, ngroups=2, chunk_size=8, use_bias=True, tie=False,
+                           time_step_limit=(0.01, 0.05)), 22, dict()),
+    # original state-spaces naming and config (ssm_cfg.layer "Mamba2"), vocab 45 padded to 48,
+    # D per channel (D_has_hdim), dt_limit, 2 groups of 2 heads of 16, BF16 storage
+    "mamba2_ss": (dict(d_model=32, n_layer=2, vocab_size=48, d_state=16, headdim=16, ngroups=2,
+                       chunk_size=16, D_has_hdim=True, time_step_limit=(0.002, 0.08)), 23,
+                  dict(state_spaces=True, unpadded_vocab=45, pad_vocab_size_multiple=16,
+                       dtype="BF16")),
+}
+
+N_TOKENS_MAMBA2 = 21
 
 
 def write_case(out_dir, name, cfg_args, seed, how):
@@ -95,6 +121,34 @@ def write_case(out_dir, name, cfg_args, seed, how):
         f.write(logits.contiguous().numpy().astype("<f8").tobytes())
 
 
+def write_mamba2_case(out_dir, name, cfg_args, seed, how):
+    d = os.path.join(out_dir, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    cfg = ref2.make_config(**cfg_args)
+    dtype = how.get("dtype", "F32")
+    params = ref2.round_to(ref2.random_params(cfg, seed), DTYPES[dtype])
+    tokens = torch.randint(0, how.get("unpadded_vocab", cfg["vocab_size"]), (N_TOKENS_MAMBA2,),
+                           generator=torch.Generator().manual_seed(seed + 100)).tolist()
+    logits, _ = ref2.forward(params, cfg, tokens)
+
+    if how.get("state_spaces"):
+        conf = ref2.state_spaces_config_json(dict(cfg, vocab_size=how["unpadded_vocab"]),
+                                             how["pad_vocab_size_multiple"])
+        params = {("backbone.embedding.weight" if k == "backbone.embeddings.weight" else k): v
+                  for k, v in params.items()}
+    else:
+        conf = ref2.hf_config_json(cfg)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(conf, f, indent=2)
+    ref2.write_safetensors(os.path.join(d, "model.safetensors"), params, DTYPES[dtype])
+    with open(os.path.join(d, "reference.json"), "w") as f:
+        json.dump({"case": name, "tokens": tokens, "vocab_size": cfg["vocab_size"],
+                   "dtype": dtype, "arch": "mamba2", "chunk_size": cfg["chunk_size"]}, f)
+    with open(os.path.join(d, "logits.bin"), "wb") as f:
+        f.write(logits.contiguous().numpy().astype("<f8").tobytes())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
@@ -102,6 +156,9 @@ def main():
     args = ap.parse_args()
     for name, (cfg_args, seed, how) in CASES.items():
         write_case(args.out, name, cfg_args, seed, how)
+        print("wrote", os.path.join(args.out, name))
+    for name, (cfg_args, seed, how) in MAMBA2_CASES.items():
+        write_mamba2_case(args.out, name, cfg_args, seed, how)
         print("wrote", os.path.join(args.out, name))
 
 
