@@ -16,6 +16,11 @@ gguf_models/<case>/        model.gguf (a random Mamba from mamba_ref.random_para
                            of scripts/reference.py's fixtures
 gguf_models/hf256/         a Hugging Face checkpoint (BF16 safetensors, config.json, a small
                            tokenizer.json) with rows of 256, for mamba-quantize round trips
+gguf_models/mamba2_<type>/ a random Mamba-2 (mamba2_ref.random_params) in llama.cpp's "mamba2"
+                           GGUF layout, with float64 logits of mamba2_ref.forward on the stored
+                           (dequantized) weights; reference.json also says "arch": "mamba2" and
+                           "chunk_size": 256 (GGUF has no chunk size or dt limit: the defaults,
+                           256 and no clamp, apply and the logits are computed without a clamp)
 """
 import json
 import os
@@ -25,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_writer as gw  # noqa: E402
+import mamba2_ref as ref2  # noqa: E402
 import mamba_ref as ref  # noqa: E402
 
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"]
@@ -229,12 +235,109 @@ def model_fixtures(out):
     write_reference(d, "hf256", cfg, params, 19, "BF16")
 
 
+# ---------------------------------------------------------------------------------------------
+# Mamba-2 GGUFs, as llama.cpp's convert_hf_to_gguf.py (Mamba2Model) writes them
+
+# name: (mamba2_ref.make_config arguments, seed, storage type, unpadded vocabulary)
+# The checkpoint vocabulary is the unpadded one rounded up to a multiple of 16 (the converter's
+# padding); the tokens are drawn from the unpadded part.
+MAMBA2_CASES = {
+    # 2 groups of 2 heads of 8, tied, vocab 45 -> 48
+    "mamba2_f32": (dict(d_model=16, n_layer=2, vocab_size=48, d_state=8, d_conv=4, headdim=8,
+                        ngroups=2), 31, "F32", 45),
+    # 1 group of 4 heads of 16, untied (output.weight quantized too), rows of 32 and 64
+    "mamba2_q8_0": (dict(d_model=32, n_layer=2, vocab_size=48, d_state=16, d_conv=4,
+                         headdim=16, tie=False), 32, "Q8_0", 40),
+    # rows of 256 (d_model 256, expand 1): 2 groups of 4 heads of 32, d_conv 3
+    "mamba2_q4_k": (dict(d_model=256, n_layer=1, vocab_size=32, d_state=16, d_conv=3, expand=1,
+                         headdim=32, ngroups=2), 33, "Q4_K", 32),
+}
+N_TOKENS_MAMBA2 = 21
+
+
+def mamba2_gguf_name(hf):
+    """HF Mamba-2 tensor name -> llama.cpp's GGUF name."""
+    parts = hf.split(".")
+    if len(parts) > 3 and parts[1] == "layers":
+        rest = ".".join(parts[3:])
+        extra = {"mixer.dt_bias": "ssm_dt.bias", "mixer.norm.weight": "ssm_norm.weight"}
+        if rest in extra:
+            return f"blk.{parts[2]}.{extra[rest]}"
+    return gw.gguf_name(hf)
+
+
+def write_mamba2_gguf(path, params, cfg, qtype="F32", context_length=1 << 20):
+    """Writes a llama.cpp-style Mamba-2 GGUF; returns the HF params dict as the file stores
+    them (dequantized, float64, A_log recomputed from the stored A) for the reference model.
+    Tensor shapes as the converter makes them (ggml ne = torch shape reversed):
+    conv1d (conv_dim, 1, K) -> (conv_dim, K); A_log (H) -> A = -exp(A_log) as (H, 1);
+    D (H) -> (H, 1); mixer norm (d_inner) -> (G, d_inner/G)."""
+    import torch
+    w = gw.GGUFWriter()
+    w.add("general.architecture", gw.STRING, "mamba2")
+    w.add("general.name", gw.STRING, "random-mamba2")
+    w.add("mamba2.context_length", gw.UINT32, context_length)
+    w.add("mamba2.embedding_length", gw.UINT32, cfg["d_model"])
+    w.add("mamba2.feed_forward_length", gw.UINT32, 0)  # unused; the converter writes it
+    w.add("mamba2.attention.head_count", gw.UINT32, 0)  # likewise
+    w.add("mamba2.block_count", gw.UINT32, cfg["n_layer"])
+    w.add("mamba2.ssm.conv_kernel", gw.UINT32, cfg["d_conv"])
+    w.add("mamba2.ssm.inner_size", gw.UINT32, cfg["d_inner"])
+    w.add("mamba2.ssm.state_size", gw.UINT32, cfg["d_state"])
+    w.add("mamba2.ssm.time_step_rank", gw.UINT32, cfg["nheads"])
+    w.add("mamba2.ssm.group_count", gw.UINT32, cfg["ngroups"])
+    w.add("mamba2.attention.layer_norm_rms_epsilon", gw.FLOAT32, cfg["eps"])
+    w.add("general.file_type", gw.UINT32, gw.FILE_TYPES[qtype])
+    stored = {}
+    for hf, t in params.items():
+        t = t.detach().to(torch.float64)
+        name = mamba2_gguf_name(hf)
+        if hf.endswith("mixer.A_log"):
+            t = -torch.exp(t)  # GGUF stores A itself
+        if hf.endswith("mixer.A_log") or hf.endswith("mixer.D"):
+            t = t.reshape(*t.shape, 1)
+        elif hf.endswith("conv1d.weight"):
+            t = t.reshape(t.shape[0], t.shape[-1])
+        elif hf.endswith("mixer.norm.weight"):
+            t = t.reshape(cfg["ngroups"], cfg["d_inner"] // cfg["ngroups"])
+        typ = gw.mamba_tensor_type(name, tuple(t.shape), qtype)
+        x = t.to(torch.float32).numpy()
+        raw = gw.quantize(typ, x)
+        w.add_tensor(name, typ, list(reversed(t.shape)), raw)
+        back = torch.from_numpy(gw.dequantize(typ, raw, x.size).copy()).to(torch.float64)
+        if hf.endswith("mixer.A_log"):
+            back = torch.log(-back)
+        stored[hf] = back.reshape(params[hf].shape)
+    w.write(path)
+    return stored
+
+
+def mamba2_model_fixtures(out):
+    import torch
+    for name, (cfg_args, seed, qtype, unpadded) in MAMBA2_CASES.items():
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        cfg = ref2.make_config(**cfg_args)
+        assert cfg["vocab_size"] == -(-unpadded // 16) * 16
+        params = ref2.random_params(cfg, seed)
+        stored = write_mamba2_gguf(os.path.join(d, "model.gguf"), params, cfg, qtype)
+        tokens = torch.randint(0, unpadded, (N_TOKENS_MAMBA2,),
+                               generator=torch.Generator().manual_seed(seed + 100)).tolist()
+        logits, _ = ref2.forward(stored, cfg, tokens)
+        with open(os.path.join(d, "reference.json"), "w") as f:
+            json.dump({"case": name, "tokens": tokens, "vocab_size": cfg["vocab_size"],
+                       "dtype": qtype, "arch": "mamba2", "chunk_size": cfg["chunk_size"]}, f)
+        with open(os.path.join(d, "logits.bin"), "wb") as f:
+            f.write(logits.contiguous().numpy().astype("<f8").tobytes())
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
     quant_fixtures(os.path.join(root, "quant"))
     gguf_fixtures(os.path.join(root, "gguf"))
     model_fixtures(os.path.join(root, "gguf_models"))
+    mamba2_model_fixtures(os.path.join(root, "gguf_models"))
 
 
 if __name__ == "__main__":
