@@ -116,9 +116,11 @@ std::vector<WeightIssue> check_weights(const BasicModel<T>& model) {
     scan_vector(m + "conv1d.bias", l.conv_b, out);
     scan_matrix(m + "x_proj.weight", l.x_proj, out);
     scan_matrix(m + "dt_proj.weight", l.dt_proj, out);
-    scan_vector(m + "dt_proj.bias", l.dt_bias, out);
+    const bool m2 = model.config().arch == Arch::Mamba2;
+    scan_vector(m + (m2 ? "dt_bias" : "dt_proj.bias"), l.dt_bias, out);
     scan_vector(m + "A", l.A, out);
     scan_vector(m + "D", l.D, out);
+    scan_vector(m + "norm.weight", l.gate_norm, out);
     scan_matrix(m + "out_proj.weight", l.out_proj, out);
     scan_vector(m + "out_proj.bias", l.out_proj_bias, out);
   }

@@ -1,5 +1,6 @@
 #pragma once
-// The Mamba mixer of one layer over n tokens (n = 1 is decode and takes the step forms).
+// The Mamba-1 mixer of one layer over n tokens (n = 1 is decode and takes the step forms), and
+// the buffers and small steps the Mamba-2 mixer (mixer2.hpp) shares with it.
 #include <cstdint>
 #include <span>
 #include <type_traits>
@@ -22,11 +23,11 @@ struct Workspace {
   std::vector<T> hidden;                     // (n, d_model), the block outputs
   std::vector<T> residual;                   // (n, d_model), the residual stream
   std::vector<T> u;                          // (n, d_model), normalised block input
-  std::vector<T> xz;                         // (n, 2*d_inner)
-  std::vector<T> x;                          // (n, d_inner), after conv and silu
-  std::vector<T> dbc;                        // (n, dt_rank + 2*d_state)
-  std::vector<T> dt_low;                     // (n, dt_rank)
-  std::vector<T> dt;                         // (n, d_inner)
+  std::vector<T> xz;                         // (n, d_in_proj), the in_proj output
+  std::vector<T> x;                          // (n, conv_dim), after conv and silu
+  std::vector<T> dbc;                        // Mamba-1: (n, dt_rank + 2*d_state)
+  std::vector<T> dt_low;                     // Mamba-1: (n, dt_rank)
+  std::vector<T> dt;                         // (n, d_inner); Mamba-2: (n, nheads)
   std::vector<T> y;                          // (n, d_inner)
   std::vector<LayerState<T>*> layer_states;  // (n_states), the current layer's state of each
 
@@ -34,11 +35,12 @@ struct Workspace {
     hidden.resize(n * c.d_model);
     residual.resize(n * c.d_model);
     u.resize(n * c.d_model);
-    xz.resize(n * 2 * c.d_inner);
-    x.resize(n * c.d_inner);
-    dbc.resize(n * (c.dt_rank + 2 * c.d_state));
-    dt_low.resize(n * c.dt_rank);
-    dt.resize(n * c.d_inner);
+    const bool m2 = c.arch == Arch::Mamba2;
+    xz.resize(n * c.d_in_proj());
+    x.resize(n * c.conv_dim());
+    dbc.resize(m2 ? 0 : n * (c.dt_rank + 2 * c.d_state));
+    dt_low.resize(m2 ? 0 : n * c.dt_rank);
+    dt.resize(n * (m2 ? c.nheads : c.d_inner));
     y.resize(n * c.d_inner);
   }
 };
@@ -59,6 +61,16 @@ inline void silu_inplace(T* v, int64_t n) {
     simd::silu(v, v, n);
   } else {
     for (int64_t i = 0; i < n; ++i) v[i] = silu(v[i]);
+  }
+}
+
+// y = y * silu(z) over n values (SIMD in float)
+template <class T>
+inline void mul_silu_inplace(const T* z, T* y, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    simd::mul_silu(z, y, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] *= silu(z[i]);
   }
 }
 

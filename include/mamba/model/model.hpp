@@ -1,5 +1,6 @@
 #pragma once
-// The whole model: embedding, n_layer residual Mamba blocks, final norm, lm_head.
+// The whole model: embedding, n_layer residual Mamba blocks, final norm, lm_head. One class for
+// both families: the config read from the file says which mixer the blocks run.
 // Weights are immutable and shared; each sequence's recurrent state belongs to the caller, so one
 // model serves any number of sequences and threads.
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "mamba/error.hpp"
 #include "mamba/io/load.hpp"
 #include "mamba/model/mixer.hpp"
+#include "mamba/model/mixer2.hpp"
 #include "mamba/model/state.hpp"
 #include "mamba/model/weights.hpp"
 #include "mamba/ops/matmul.hpp"
@@ -45,9 +47,10 @@ class BasicModel {
   State new_state() const { return State(config_); }
 
   // Feeds tokens into the state. Returns the logits of the last position (vocab_size values), or
-  // of every position (n_tokens x vocab_size, row-major) with Logits::All.
+  // of every position (n_tokens x vocab_size, row-major) with Logits::All. `path` forces one form
+  // of the Mamba-2 scan (see ScanPath); the default picks the faster.
   std::vector<T> prefill(std::span<const int32_t> tokens, State& state,
-                         Logits which = Logits::Last) const {
+                         Logits which = Logits::Last, ScanPath path = ScanPath::Auto) const {
     if (tokens.empty()) throw ArgumentError("prefill: no tokens");
     std::vector<T> logits((which == Logits::All ? tokens.size() : 1) * config_.vocab_size);
     thread_local Workspace<T> ws;  // kept: a prompt after the first allocates nothing
@@ -60,7 +63,7 @@ class BasicModel {
       const bool last = i + chunk.size() == tokens.size();
       T* out = which == Logits::All ? logits.data() + i * config_.vocab_size
                                     : (last ? logits.data() : nullptr);
-      forward(chunk, one, ws, which, out);
+      forward(chunk, one, ws, which, out, path);
     }
     return logits;
   }
@@ -102,7 +105,8 @@ class BasicModel {
     const bool fits =
         static_cast<int64_t>(state.layers.size()) == config_.n_layer &&
         std::all_of(state.layers.begin(), state.layers.end(), [&](const LayerState<T>& l) {
-          return static_cast<int64_t>(l.conv.size()) == (config_.d_conv - 1) * config_.d_inner &&
+          return static_cast<int64_t>(l.conv.size()) ==
+                     (config_.d_conv - 1) * config_.conv_dim() &&
                  static_cast<int64_t>(l.ssm.size()) == config_.d_inner * config_.d_state;
         });
     if (!fits) throw ArgumentError("state was made for a model of another shape");
@@ -118,7 +122,7 @@ class BasicModel {
   // tokens are n consecutive tokens of states[0], or one token each of n states.
   // logits: null (no output wanted), one row (Logits::Last) or n rows (Logits::All).
   void forward(std::span<const int32_t> tokens, std::span<State* const> states, Workspace<T>& ws,
-               Logits which, T* logits) const {
+               Logits which, T* logits, ScanPath path = ScanPath::Auto) const {
     check(tokens);
     for (const State* s : states) check(*s);
     const int64_t n = tokens.size(), D = config_.d_model;
@@ -140,7 +144,10 @@ class BasicModel {
         rmsnorm(&residual[t * D], lw.norm.data(), &u[t * D], D, config_.norm_eps);
       // hidden_states = self.mixer(hidden_states)
       for (size_t s = 0; s < states.size(); ++s) ws.layer_states[s] = &states[s]->layers[l];
-      mamba_mixer<T>(lw, config_, u, n, ws.layer_states, ws, hidden);
+      if (config_.arch == Arch::Mamba2)
+        mamba2_mixer<T>(lw, config_, u, n, ws.layer_states, ws, hidden, path);
+      else
+        mamba_mixer<T>(lw, config_, u, n, ws.layer_states, ws, hidden);
     }
     for (State* s : states) s->n_tokens += states.size() == 1 ? n : 1;
     if (!logits) return;

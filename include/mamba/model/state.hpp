@@ -1,7 +1,9 @@
 #pragma once
 // The recurrent state of one sequence: per layer, the conv state (the last d_conv-1 inputs of the
 // conv) and the ssm state h. This is the whole "KV cache" of a Mamba model, small and fixed in
-// size. The caller owns it: copy it to checkpoint, reset() it to start over.
+// size. The caller owns it: copy it to checkpoint, reset() it to start over. Both families have
+// the same two buffers; Mamba-2's conv runs over x, B and C (conv_dim channels) and its ssm state
+// is (nheads, headdim, d_state), which is (d_inner, d_state) in memory.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -12,8 +14,8 @@ namespace mamba {
 
 template <class T>
 struct LayerState {
-  std::vector<T> conv;  // (d_conv-1, d_inner)
-  std::vector<T> ssm;   // (d_inner, d_state)
+  std::vector<T> conv;  // (d_conv-1, conv_dim)   conv_dim = d_inner (Mamba-1), d_inner + 2*G*N
+  std::vector<T> ssm;   // (d_inner, d_state)      Mamba-2: (nheads, headdim, d_state)
 
   bool operator==(const LayerState&) const = default;
 };
@@ -25,7 +27,7 @@ struct BasicState {
 
   explicit BasicState(const ModelConfig& c) : layers(c.n_layer) {
     for (auto& l : layers) {
-      l.conv.assign((c.d_conv - 1) * c.d_inner, T(0));
+      l.conv.assign((c.d_conv - 1) * c.conv_dim(), T(0));
       l.ssm.assign(c.d_inner * c.d_state, T(0));
     }
   }

@@ -1,5 +1,5 @@
 #pragma once
-// The weights of a Mamba-1 model as views. Matrices stay in their stored type and point into the
+// The weights of a Mamba-1 or Mamba-2 model as views. Matrices stay in their stored type and point into the
 // checkpoint's mapping; the small per-channel vectors are converted once to the compute scalar T
 // (and A = -exp(A_log) is computed once) into storage the Weights own.
 #include <cmath>
@@ -17,18 +17,21 @@
 
 namespace mamba {
 
+// One block. Mamba-1 and Mamba-2 share most fields; the ones a family does not have stay empty.
 template <class T>
 struct LayerWeights {
   std::span<const T> norm;           // (d_model)
-  MatrixView in_proj;                // (2*d_inner, d_model); rows [0, d_inner) make x, the rest z
-  std::span<const T> in_proj_bias;   // (2*d_inner), empty unless use_bias
-  std::span<const T> conv_w;         // (d_inner, d_conv)
-  std::span<const T> conv_b;         // (d_inner), empty unless use_conv_bias
-  MatrixView x_proj;                 // (dt_rank + 2*d_state, d_inner); rows [dt | B | C]
-  MatrixView dt_proj;                // (d_inner, dt_rank)
-  std::span<const T> dt_bias;        // (d_inner)
-  std::span<const T> A;              // (d_inner, d_state), -exp(A_log)
-  std::span<const T> D;              // (d_inner)
+  MatrixView in_proj;                // (d_in_proj, d_model); Mamba-1 rows [x | z] (2*d_inner),
+                                     // Mamba-2 rows [z | xBC | dt] (2*d_inner + 2*G*N + nheads)
+  std::span<const T> in_proj_bias;   // (d_in_proj), empty unless use_bias
+  std::span<const T> conv_w;         // (conv_dim, d_conv)
+  std::span<const T> conv_b;         // (conv_dim), empty unless use_conv_bias
+  MatrixView x_proj;                 // Mamba-1: (dt_rank + 2*d_state, d_inner); rows [dt | B | C]
+  MatrixView dt_proj;                // Mamba-1: (d_inner, dt_rank)
+  std::span<const T> dt_bias;        // (d_inner); Mamba-2: (nheads)
+  std::span<const T> A;              // (d_inner, d_state), -exp(A_log); Mamba-2: (nheads)
+  std::span<const T> D;              // (d_inner); Mamba-2: (nheads), or (d_inner) per channel
+  std::span<const T> gate_norm;      // Mamba-2: (d_inner), weight of the grouped gated RMSNorm
   MatrixView out_proj;               // (d_model, d_inner)
   std::span<const T> out_proj_bias;  // (d_model), empty unless use_bias
 };
@@ -92,23 +95,32 @@ struct Weights {
       return owned(std::move(v));
     };
     const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
+    const int64_t H = c.nheads, G = c.ngroups, C = c.conv_dim();
     w.embedding = matrix("backbone.embeddings.weight", c.vocab_size, D);
     for (int64_t i = 0; i < c.n_layer; ++i) {
       const std::string p = "backbone.layers." + std::to_string(i) + ".";
       const std::string m = p + "mixer.";
       LayerWeights<T> l;
       l.norm = vec(p + "norm.weight", {{D}});
-      l.in_proj = matrix(m + "in_proj.weight", 2 * E, D);
-      l.conv_w = vec(m + "conv1d.weight", {{E, 1, K}, {E, K}});
-      l.x_proj = matrix(m + "x_proj.weight", R + 2 * N, E);
-      l.dt_proj = matrix(m + "dt_proj.weight", E, R);
-      l.dt_bias = vec(m + "dt_proj.bias", {{E}});
-      l.A = ck.find(m + "A") ? vec(m + "A", {{E, N}}) : vec(m + "A_log", {{E, N}}, true);
-      l.D = vec(m + "D", {{E}});
+      l.in_proj = matrix(m + "in_proj.weight", c.d_in_proj(), D);
+      l.conv_w = vec(m + "conv1d.weight", {{C, 1, K}, {C, K}});
+      if (c.arch == Arch::Mamba2) {
+        l.dt_bias = vec(m + "dt_bias", {{H}});
+        // GGUF stores A = -exp(A_log) and D as {1, H}, the norm as {d_inner/G, G}
+        l.A = ck.find(m + "A") ? vec(m + "A", {{H}, {H, 1}}) : vec(m + "A_log", {{H}}, true);
+        l.D = vec(m + "D", {{H}, {H, 1}, {E}, {H, E / H}});
+        l.gate_norm = vec(m + "norm.weight", {{E}, {G, E / G}});
+      } else {
+        l.x_proj = matrix(m + "x_proj.weight", R + 2 * N, E);
+        l.dt_proj = matrix(m + "dt_proj.weight", E, R);
+        l.dt_bias = vec(m + "dt_proj.bias", {{E}});
+        l.A = ck.find(m + "A") ? vec(m + "A", {{E, N}}) : vec(m + "A_log", {{E, N}}, true);
+        l.D = vec(m + "D", {{E}});
+      }
       l.out_proj = matrix(m + "out_proj.weight", D, E);
-      if (c.use_conv_bias) l.conv_b = vec(m + "conv1d.bias", {{E}});
+      if (c.use_conv_bias) l.conv_b = vec(m + "conv1d.bias", {{C}});
       if (c.use_bias) {
-        l.in_proj_bias = vec(m + "in_proj.bias", {{2 * E}});
+        l.in_proj_bias = vec(m + "in_proj.bias", {{c.d_in_proj()}});
         l.out_proj_bias = vec(m + "out_proj.bias", {{D}});
       }
       w.layers.push_back(l);
