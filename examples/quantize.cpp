@@ -96,8 +96,8 @@ int run(int argc, char** argv) {
   if (gguf_input) {
     src_gguf = mamba::GgufFile::open(input);
     if (src_gguf->has("general.name")) name = src_gguf->get_string("general.name");
-    if (src_gguf->has("mamba.context_length"))
-      context_length = src_gguf->get_uint("mamba.context_length");
+    const std::string key = std::string(mamba::arch_name(c.arch)) + ".context_length";
+    if (src_gguf->has(key)) context_length = src_gguf->get_uint(key);
   }
   mamba::gguf_set_model_keys(w, c, *target, name, context_length);
   if (src_gguf) {
@@ -115,15 +115,11 @@ int run(int argc, char** argv) {
   for (const auto& [hf, t] : ck.tensors) {
     const std::string g = mamba::gguf_tensor_name(hf);
     if (g.empty()) {
-      std::fprintf(stderr, "mamba-quantize: skipping tensor '%s' (not part of a Mamba-1 model)\n",
+      std::fprintf(stderr, "mamba-quantize: skipping tensor '%s' (not part of a Mamba model)\n",
                    hf.c_str());
       continue;
     }
-    std::vector<int64_t> shape = t.shape;
-    if (g.find("ssm_conv1d.weight") != std::string::npos && shape.size() == 3 && shape[1] == 1)
-      shape = {shape[0], shape[2]};  // (d_inner, 1, d_conv) -> (d_inner, d_conv)
-    std::vector<int64_t> ne(shape.rbegin(), shape.rend());
-    if (ne.empty()) ne = {1};
+    const std::vector<int64_t> ne = mamba::gguf_tensor_ne(g, t.shape, c);
     const mamba::DType type = mamba::gguf_tensor_type(g, ne, *target, c.n_layer, c.tie_embeddings);
     const bool from_log = hf.size() >= 5 && hf.compare(hf.size() - 5, 5, "A_log") == 0;
     jobs.push_back({g, &t, ne, type, from_log});

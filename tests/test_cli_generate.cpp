@@ -41,19 +41,46 @@ std::string join(const std::vector<int32_t>& v) {
   return s;
 }
 
+// Both families, from safetensors and from GGUF, without the caller saying which.
 TEST(CliGenerate, LogitsOutMatchesTheReference) {
-  const auto ref = ReferenceFixture::load("untied_bias");
-  const std::string path =
-      (std::filesystem::temp_directory_path() / ("logits_" + std::to_string(::getpid()))).string();
-  const CliResult r = run("-m " + ref.dir + " --tokens " + join(ref.tokens) + " --logits-out " + path);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::ifstream in(path, std::ios::binary);
-  std::vector<float> got(ref.logits.size() + 1);
-  in.read(reinterpret_cast<char*>(got.data()), got.size() * sizeof(float));
-  EXPECT_EQ(in.gcount(), static_cast<std::streamsize>(ref.logits.size() * sizeof(float)));
-  got.pop_back();
-  EXPECT_LE(relative_error(got, ref.logits), 1e-5);
-  std::filesystem::remove(path);
+  for (const std::string name : {"untied_bias", "mamba2_groups", "gguf_models/mamba2_q8_0"}) {
+    SCOPED_TRACE(name);
+    const auto ref = ReferenceFixture::load(name);
+    const std::string model =
+        std::filesystem::exists(ref.dir + "/model.gguf") ? ref.dir + "/model.gguf" : ref.dir;
+    const std::string path =
+        (std::filesystem::temp_directory_path() / ("logits_" + std::to_string(::getpid())))
+            .string();
+    const CliResult r =
+        run("-m " + model + " --tokens " + join(ref.tokens) + " --logits-out " + path);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ifstream in(path, std::ios::binary);
+    std::vector<float> got(ref.logits.size() + 1);
+    in.read(reinterpret_cast<char*>(got.data()), got.size() * sizeof(float));
+    EXPECT_EQ(in.gcount(), static_cast<std::streamsize>(ref.logits.size() * sizeof(float)));
+    got.pop_back();
+    EXPECT_LE(relative_error(got, ref.logits), 1e-5);
+    std::filesystem::remove(path);
+  }
+}
+
+// A Mamba-2 prompt cache: the second run reuses the saved state and prints the same tokens.
+TEST(CliGenerate, Mamba2PromptCacheGivesTheSameTokens) {
+  const auto ref = ReferenceFixture::load("mamba2_tiny");
+  const std::string cache =
+      (std::filesystem::temp_directory_path() / ("m2_cache_" + std::to_string(::getpid())))
+          .string();
+  std::filesystem::remove(cache);
+  const std::string args = "-m " + ref.dir + " --tokens " + join(ref.tokens) + " -n 8 --temp 0 ";
+  const CliResult plain = run(args);
+  const CliResult miss = run(args + "--prompt-cache " + cache);
+  const CliResult hit = run(args + "--prompt-cache " + cache);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(hit.exit_code, 0) << hit.err;
+  EXPECT_EQ(miss.out, plain.out);
+  EXPECT_EQ(hit.out, plain.out);
+  EXPECT_TRUE(std::filesystem::exists(cache));
+  std::filesystem::remove(cache);
 }
 
 TEST(CliGenerate, GreedyTokensEqualTheLibrary) {

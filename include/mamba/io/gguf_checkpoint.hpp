@@ -1,7 +1,7 @@
 #pragma once
-// A llama.cpp Mamba GGUF (general.architecture = "mamba") seen as a Checkpoint: the config from
-// the mamba.* keys, the tensors renamed to Hugging Face's names with shapes in torch order (the
-// ggml `ne` reversed; no data is moved or converted).
+// A llama.cpp Mamba GGUF (general.architecture "mamba" or "mamba2") seen as a Checkpoint: the
+// config from the mamba.* / mamba2.* keys, the tensors renamed to Hugging Face's names with shapes
+// in torch order (the ggml `ne` reversed; no data is moved or converted).
 //
 //   token_embd.weight          backbone.embeddings.weight         (vocab, d_model)
 //   output_norm.weight         backbone.norm_f.weight
@@ -16,6 +16,14 @@
 //   blk.N.ssm_a                ...mixer.A                         A itself, -exp(A_log)
 //   blk.N.ssm_d                ...mixer.D
 //   blk.N.ssm_out.weight       ...mixer.out_proj.weight           (+ .bias if present)
+//
+// Mamba-2 has no ssm_x / ssm_dt.weight; instead
+//   blk.N.ssm_dt.bias          ...mixer.dt_bias                   (nheads)
+//   blk.N.ssm_a / ssm_d        ...mixer.A / mixer.D               ne {1, nheads}
+//   blk.N.ssm_norm.weight      ...mixer.norm.weight               ne {d_inner/G, G}
+// and the keys mamba2.ssm.group_count, mamba2.ssm.time_step_rank (= nheads). llama.cpp's files carry
+// neither chunk_size (256 is used) nor time_step_limit (none); ours add mamba2.ssm.time_step_min /
+// time_step_max when the model has a limit.
 //
 // Falcon-Mamba: `mamba.ssm.dt_b_c_rms = true`. GGUF has no key for its epsilon (llama.cpp uses
 // the layer-norm epsilon); we keep Hugging Face's mixer_rms_eps default, 1e-6, as DESIGN.md says.
@@ -34,8 +42,8 @@ namespace mamba {
 
 namespace gguf_detail {
 
-// GGUF tensor name -> HF name; empty when the tensor is not one a Mamba-1 model uses.
-inline std::string hf_name(const std::string& g) {
+// GGUF tensor name -> HF name; empty when the tensor is not one the model uses.
+inline std::string hf_name(const std::string& g, Arch arch = Arch::Mamba1) {
   static const std::map<std::string, std::string, std::less<>> top = {
       {"token_embd.weight", "backbone.embeddings.weight"},
       {"output_norm.weight", "backbone.norm_f.weight"},
@@ -59,9 +67,18 @@ inline std::string hf_name(const std::string& g) {
   if (dot == std::string::npos || dot == 4) return {};
   const std::string layer = g.substr(4, dot - 4);
   if (layer.size() > 6 || layer.find_first_not_of("0123456789") != std::string::npos) return {};
-  auto it = per_layer.find(g.substr(dot + 1));
-  if (it == per_layer.end()) return {};
-  return "backbone.layers." + std::to_string(std::stoll(layer)) + "." + it->second;
+  // Mamba-2's names where they differ from Mamba-1's
+  static const std::map<std::string, std::string, std::less<>> per_layer2 = {
+      {"ssm_dt.bias", "mixer.dt_bias"}, {"ssm_norm.weight", "mixer.norm.weight"}};
+  const std::string rest = g.substr(dot + 1);
+  std::string hf;
+  if (auto it2 = per_layer2.find(rest); arch == Arch::Mamba2 && it2 != per_layer2.end())
+    hf = it2->second;
+  else if (auto it = per_layer.find(rest); it != per_layer.end())
+    hf = it->second;
+  else
+    return {};
+  return "backbone.layers." + std::to_string(std::stoll(layer)) + "." + hf;
 }
 
 inline int64_t dim(const GgufFile& g, const char* key) {
@@ -75,18 +92,29 @@ inline int64_t dim(const GgufFile& g, const char* key) {
 
 inline ModelConfig gguf_model_config(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
-  if (arch == "mamba2") throw Error(g.path() + ": Mamba-2 GGUF files are not supported yet");
-  if (arch != "mamba")
-    throw FormatError(g.path() + ": general.architecture is '" + arch + "', not 'mamba'");
+  if (arch != "mamba" && arch != "mamba2")
+    throw FormatError(g.path() + ": general.architecture is '" + arch +
+                      "', not 'mamba' or 'mamba2'");
+  auto key = [&](const char* k) { return arch + "." + k; };
+  auto dim = [&](const char* k) { return gguf_detail::dim(g, key(k).c_str()); };
   ModelConfig c;
-  c.d_model = gguf_detail::dim(g, "mamba.embedding_length");
-  c.n_layer = gguf_detail::dim(g, "mamba.block_count");
-  c.d_conv = gguf_detail::dim(g, "mamba.ssm.conv_kernel");
-  c.d_inner = gguf_detail::dim(g, "mamba.ssm.inner_size");
-  c.d_state = gguf_detail::dim(g, "mamba.ssm.state_size");
-  c.dt_rank = gguf_detail::dim(g, "mamba.ssm.time_step_rank");
-  c.norm_eps = g.get_float("mamba.attention.layer_norm_rms_epsilon");
-  c.dt_b_c_rms = g.has("mamba.ssm.dt_b_c_rms") && g.get_bool("mamba.ssm.dt_b_c_rms");
+  c.arch = arch == "mamba2" ? Arch::Mamba2 : Arch::Mamba1;
+  c.d_model = dim("embedding_length");
+  c.n_layer = dim("block_count");
+  c.d_conv = dim("ssm.conv_kernel");
+  c.d_inner = dim("ssm.inner_size");
+  c.d_state = dim("ssm.state_size");
+  c.dt_rank = dim("ssm.time_step_rank");
+  c.norm_eps = g.get_float(key("attention.layer_norm_rms_epsilon"));
+  if (c.arch == Arch::Mamba2) {
+    c.nheads = c.dt_rank;
+    c.headdim = c.nheads > 0 && c.d_inner % c.nheads == 0 ? c.d_inner / c.nheads : 0;
+    c.ngroups = dim("ssm.group_count");
+    // written by gguf_set_model_keys for a model with a time_step_limit; llama.cpp has no such key
+    if (g.has(key("ssm.time_step_min"))) c.dt_min = g.get_float(key("ssm.time_step_min"));
+    if (g.has(key("ssm.time_step_max"))) c.dt_max = g.get_float(key("ssm.time_step_max"));
+  }
+  c.dt_b_c_rms = g.has(key("ssm.dt_b_c_rms")) && g.get_bool(key("ssm.dt_b_c_rms"));
   c.expand =
       c.d_model > 0 && c.d_inner % c.d_model == 0 ? c.d_inner / c.d_model : 1;  // informative only
   const auto* embd = g.find_tensor("token_embd.weight");
@@ -107,8 +135,8 @@ inline Checkpoint gguf_checkpoint(const GgufFile& g) {
   ck.config = gguf_model_config(g);
   ck.keep_alive.push_back(g.file());
   for (const auto& t : g.tensors()) {
-    const std::string name = gguf_detail::hf_name(t.name);
-    if (name.empty()) continue;  // not part of a Mamba-1 model (kept out, like unknown dtypes)
+    const std::string name = gguf_detail::hf_name(t.name, ck.config.arch);
+    if (name.empty()) continue;  // not part of the model (kept out, like unknown dtypes)
     // torch order is ggml's reversed: ssm_conv1d {d_conv, d_inner} -> (d_inner, d_conv),
     // {d_conv, 1, d_inner} -> (d_inner, 1, d_conv); ssm_a {d_state, d_inner} -> (d_inner, d_state).
     std::vector<int64_t> shape(t.ne.rbegin(), t.ne.rend());

@@ -1,6 +1,7 @@
 #pragma once
-// Writing a Checkpoint as a llama.cpp Mamba GGUF: tensor names, which tensors are quantized to
-// what (llama.cpp's rules), the mamba.* keys and the tokenizer. mamba-quantize is built on this.
+// Writing a Checkpoint as a llama.cpp Mamba or Mamba-2 GGUF: tensor names and shapes, which
+// tensors are quantized to what (llama.cpp's rules), the mamba.* / mamba2.* keys and the
+// tokenizer. mamba-quantize is built on this.
 //
 // Which tensors are quantized (llama.cpp's llama-quantize): 2-D tensors whose name ends in
 // "weight", except norms and ssm_conv1d.weight; everything else (norms, conv, biases, A, D) is
@@ -68,8 +69,8 @@ inline uint32_t gguf_file_type(const QuantTarget& q) {
   return 0;
 }
 
-// HF tensor name -> llama.cpp's GGUF name ("" if a Mamba-1 model has no such tensor). A_log and
-// A both become ssm_a (GGUF stores A; see gguf_export_values).
+// HF tensor name -> llama.cpp's GGUF name ("" if no Mamba model has such a tensor). A_log and
+// A both become ssm_a (GGUF stores A = -exp(A_log)).
 inline std::string gguf_tensor_name(const std::string& hf) {
   static const std::map<std::string, std::string, std::less<>> top = {
       {"backbone.embeddings.weight", "token_embd.weight"},
@@ -88,7 +89,9 @@ inline std::string gguf_tensor_name(const std::string& hf) {
       {"mixer.A", "ssm_a"},
       {"mixer.D", "ssm_d"},
       {"mixer.out_proj.weight", "ssm_out.weight"},
-      {"mixer.out_proj.bias", "ssm_out.bias"}};
+      {"mixer.out_proj.bias", "ssm_out.bias"},
+      {"mixer.dt_bias", "ssm_dt.bias"},  // Mamba-2
+      {"mixer.norm.weight", "ssm_norm.weight"}};
   if (auto it = top.find(hf); it != top.end()) return it->second;
   const std::string prefix = "backbone.layers.";
   if (hf.rfind(prefix, 0) != 0) return {};
@@ -97,6 +100,30 @@ inline std::string gguf_tensor_name(const std::string& hf) {
   auto it = per_layer.find(hf.substr(dot + 1));
   if (it == per_layer.end()) return {};
   return "blk." + hf.substr(prefix.size(), dot - prefix.size()) + "." + it->second;
+}
+
+// The ggml shape (ne) of a tensor of `c` with torch shape `shape` named `gguf` in the file: the
+// torch shape reversed, except the conv weight {d_conv, conv_dim} (never {d_conv, 1, conv_dim}),
+// and for Mamba-2 as llama.cpp writes them: A and D per head {1, nheads} (D per channel
+// {headdim, nheads}), the grouped norm {d_inner/G, G}.
+inline std::vector<int64_t> gguf_tensor_ne(const std::string& gguf,
+                                           const std::vector<int64_t>& shape,
+                                           const ModelConfig& c) {
+  auto is = [&](const char* suffix) {
+    const std::string s = std::string(".") + suffix;
+    return gguf.size() >= s.size() && gguf.compare(gguf.size() - s.size(), s.size(), s) == 0;
+  };
+  if (is("ssm_conv1d.weight")) return {c.d_conv, c.conv_dim()};
+  if (c.arch == Arch::Mamba2) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    if (is("ssm_a") || is("ssm_d")) return n == c.nheads ? std::vector<int64_t>{1, c.nheads}
+                                                          : std::vector<int64_t>{c.headdim, c.nheads};
+    if (is("ssm_norm.weight")) return {c.d_inner / c.ngroups, c.ngroups};
+  }
+  std::vector<int64_t> ne(shape.rbegin(), shape.rend());
+  if (ne.empty()) ne = {1};
+  return ne;
 }
 
 // llama.cpp's use_more_bits(i_layer, n_layers).
@@ -127,20 +154,31 @@ inline DType gguf_tensor_type(const std::string& name, const std::vector<int64_t
   return DType::F16;
 }
 
-// The mamba.* and general.* keys of a model.
+// The mamba.* (or mamba2.*) and general.* keys of a model. A Mamba-2 time_step_limit, which
+// llama.cpp has no key for, is kept in mamba2.ssm.time_step_min / time_step_max (read back by
+// gguf_model_config, ignored by llama.cpp) so that a converted model computes the same.
 inline void gguf_set_model_keys(GgufWriter& w, const ModelConfig& c, const QuantTarget& q,
                                 const std::string& name, uint64_t context_length = 1u << 20) {
-  w.set("general.architecture", "mamba");
+  const std::string a = arch_name(c.arch);
+  w.set("general.architecture", a);
   w.set("general.name", name);
-  w.set("mamba.context_length", static_cast<uint32_t>(context_length));
-  w.set("mamba.embedding_length", static_cast<uint32_t>(c.d_model));
-  w.set("mamba.block_count", static_cast<uint32_t>(c.n_layer));
-  w.set("mamba.ssm.conv_kernel", static_cast<uint32_t>(c.d_conv));
-  w.set("mamba.ssm.inner_size", static_cast<uint32_t>(c.d_inner));
-  w.set("mamba.ssm.state_size", static_cast<uint32_t>(c.d_state));
-  w.set("mamba.ssm.time_step_rank", static_cast<uint32_t>(c.dt_rank));
-  w.set("mamba.attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps));
-  w.set("mamba.ssm.dt_b_c_rms", c.dt_b_c_rms);
+  w.set(a + ".context_length", static_cast<uint32_t>(context_length));
+  w.set(a + ".embedding_length", static_cast<uint32_t>(c.d_model));
+  w.set(a + ".block_count", static_cast<uint32_t>(c.n_layer));
+  w.set(a + ".ssm.conv_kernel", static_cast<uint32_t>(c.d_conv));
+  w.set(a + ".ssm.inner_size", static_cast<uint32_t>(c.d_inner));
+  w.set(a + ".ssm.state_size", static_cast<uint32_t>(c.d_state));
+  w.set(a + ".ssm.time_step_rank", static_cast<uint32_t>(c.dt_rank));
+  w.set(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.norm_eps));
+  if (c.arch == Arch::Mamba2) {
+    w.set(a + ".ssm.group_count", static_cast<uint32_t>(c.ngroups));
+    if (c.clamps_dt()) {
+      w.set(a + ".ssm.time_step_min", static_cast<float>(c.dt_min));
+      w.set(a + ".ssm.time_step_max", static_cast<float>(c.dt_max));
+    }
+  } else {
+    w.set(a + ".ssm.dt_b_c_rms", c.dt_b_c_rms);
+  }
   w.set("general.file_type", gguf_file_type(q));
   if (traits(q.type).block_size > 1) w.set("general.quantization_version", uint32_t{2});
 }
@@ -218,13 +256,13 @@ inline void gguf_set_tokenizer_json(GgufWriter& w, const std::string& path, int6
   }
 }
 
-// Adds every tensor of an F32-vector checkpoint as stored, under its GGUF name and ggml shape:
-// A_log becomes ssm_a = -exp(A_log), the conv weight {d_conv, d_inner}. For tools that write a
-// checkpoint built in memory (benchmarks, fuzz seeds) without converting its matrices.
+// Adds every tensor of an F32-vector checkpoint as stored, under its GGUF name and ggml shape
+// (gguf_tensor_ne): A_log becomes ssm_a = -exp(A_log). For tools that write a checkpoint built in
+// memory (benchmarks, fuzz seeds) without converting its matrices.
 inline void gguf_add_checkpoint_tensors(GgufWriter& w, const Checkpoint& ck) {
   for (const auto& [name, t] : ck.tensors) {
-    std::vector<int64_t> ne(t.shape.rbegin(), t.shape.rend());
-    if (name.find("conv1d.weight") != std::string::npos) ne = {ck.config.d_conv, ck.config.d_inner};
+    const std::string g = gguf_tensor_name(name);
+    std::vector<int64_t> ne = gguf_tensor_ne(g, t.shape, ck.config);
     std::vector<std::byte> data(t.data, t.data + t.nbytes);
     if (name.find("A_log") != std::string::npos) {
       if (t.type != DType::F32) throw ArgumentError(name + ": A_log must be F32 here");
@@ -235,7 +273,7 @@ inline void gguf_add_checkpoint_tensors(GgufWriter& w, const Checkpoint& ck) {
         std::memcpy(&data[i], &v, 4);
       }
     }
-    w.add_tensor(gguf_tensor_name(name), t.type, ne, std::move(data));
+    w.add_tensor(g, t.type, ne, std::move(data));
   }
 }
 
