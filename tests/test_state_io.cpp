@@ -298,9 +298,14 @@ TEST(StateIo, WrongMagicAndVersionAreNamed) {
     return "(no error)";
   };
   auto version = bytes;
+  version[8] = std::byte{3};
+  reseal(version);
+  EXPECT_NE(message(version).find("unsupported state format version 3"), std::string::npos)
+      << message(version);
+  // a Mamba-1 state that says version 2 (whose header is 32 bytes longer)
   version[8] = std::byte{2};
   reseal(version);
-  EXPECT_NE(message(version).find("unsupported state format version 2"), std::string::npos)
+  EXPECT_NE(message(version).find("without the Mamba-2 flag"), std::string::npos)
       << message(version);
   auto magic = bytes;
   magic[0] = std::byte{'m'};
@@ -348,6 +353,90 @@ TEST(StateIo, HostileHeadersAllocateNothingAndFail) {
   token[token.size() - 12] = std::byte{37};  // vocab_size is 37
   reseal(token);
   EXPECT_THROW(mamba::state_from_bytes<float>(token, config), mamba::FormatError);
+}
+
+// Mamba-2 states are version 2: 32 more header bytes (nheads, ngroups, time_step_limit), the
+// conv state over conv_dim = d_inner + 2*G*N channels.
+TEST(StateIo, Mamba2FormatIsAsDocumented) {
+  const auto config = mamba::ModelConfig::from_file(fixture("mamba2_groups") + "/config.json");
+  auto state = patterned_state<float>(config);
+  const std::vector<int32_t> tokens = {5, 60};
+  const auto b = mamba::state_to_bytes(config, state, tokens);
+  EXPECT_EQ(static_cast<int>(b[8]), 2);  // version
+  EXPECT_EQ(read_u64(b, 16), mamba::config_fingerprint(config));
+  EXPECT_EQ(static_cast<int>(b[96]) & 16, 16);  // the Mamba-2 flag
+  EXPECT_EQ(read_u64(b, 104), 8u);              // nheads
+  EXPECT_EQ(read_u64(b, 112), 2u);              // ngroups
+  double lo, hi;
+  std::memcpy(&lo, b.data() + 120, 8);
+  std::memcpy(&hi, b.data() + 128, 8);
+  EXPECT_EQ(lo, 0.01);
+  EXPECT_EQ(hi, 0.05);
+  EXPECT_EQ(read_u64(b, 136), 17u);  // n_tokens
+  EXPECT_EQ(read_u64(b, 144), 2u);
+  const size_t conv = 2 * (48 + 2 * 2 * 10), ssm = 48 * 10;  // (d_conv-1) x conv_dim, d_inner x N
+  EXPECT_EQ(b.size(), 152 + config.n_layer * (conv + ssm) * 4 + 2 * 4 + 8);
+  float first;
+  std::memcpy(&first, b.data() + 152, 4);
+  EXPECT_EQ(first, state.layers[0].conv[0]);
+  EXPECT_EQ(read_u64(b, b.size() - 8), fnv1a(b.data(), b.size() - 8));
+  const auto loaded = mamba::state_from_bytes<double>(b, config);
+  EXPECT_EQ(loaded.tokens, tokens);
+  EXPECT_EQ(mamba::state_to_bytes(config, mamba::state_from_bytes<float>(b, config).state, tokens),
+            b);
+  // every damaged byte and every truncation is refused
+  for (size_t i = 0; i < b.size(); ++i) {
+    auto damaged = b;
+    damaged[i] ^= std::byte{0x41};
+    ASSERT_THROW(mamba::state_from_bytes<float>(damaged, config), mamba::FormatError) << i;
+    ASSERT_THROW(mamba::state_from_bytes<float>(std::span(b).first(i), config),
+                 mamba::FormatError)
+        << i;
+  }
+}
+
+TEST(StateIo, Mamba2StatesBelongToTheirModel) {
+  const auto m2 = mamba::ModelConfig::from_file(fixture("mamba2_groups") + "/config.json");
+  const auto m1 = mamba::ModelConfig::from_file(fixture("tiny") + "/config.json");
+  const auto bytes = mamba::state_to_bytes(m2, patterned_state<float>(m2));
+  std::vector<void (*)(mamba::ModelConfig&)> changes = {
+      [](mamba::ModelConfig& c) { c.dt_max = 0.06; },
+      [](mamba::ModelConfig& c) { c.dt_min = 0; },
+      [](mamba::ModelConfig& c) { c.ngroups = 4; },
+      [](mamba::ModelConfig& c) { c.nheads = 16, c.headdim = 3, c.dt_rank = 16; },
+  };
+  for (size_t i = 0; i < changes.size(); ++i) {
+    SCOPED_TRACE(i);
+    auto changed = m2;
+    changes[i](changed);
+    EXPECT_NE(mamba::config_fingerprint(changed), mamba::config_fingerprint(m2));
+    EXPECT_THROW(mamba::state_from_bytes<float>(bytes, changed), mamba::FormatError);
+  }
+  // chunk_size changes how prefill computes, not what: a state moves between them
+  auto chunk = m2;
+  chunk.chunk_size = 64;
+  EXPECT_NO_THROW(mamba::state_from_bytes<float>(bytes, chunk));
+  try {
+    mamba::state_from_bytes<float>(bytes, m1, "x.state");
+    ADD_FAILURE();
+  } catch (const mamba::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("Mamba-2 with nheads 8"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Mamba-1"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(mamba::state_from_bytes<float>(
+                   mamba::state_to_bytes(m1, patterned_state<float>(m1)), m2),
+               mamba::FormatError);
+  // absurd Mamba-2 header fields, resealed: refused before anything is allocated
+  auto edited = [&](size_t at, uint64_t v) {
+    auto b = bytes;
+    write_u64(b, at, v);
+    reseal(b);
+    return b;
+  };
+  EXPECT_THROW(mamba::state_from_bytes<float>(edited(104, 1ull << 40), m2), mamba::FormatError);
+  EXPECT_THROW(mamba::state_from_bytes<float>(edited(112, 0), m2), mamba::FormatError);
+  EXPECT_THROW(mamba::state_from_bytes<float>(edited(128, 0x7ff8000000000000ull), m2),
+               mamba::FormatError);  // NaN limit
 }
 
 TEST(StateIo, SavingAStateOfTheWrongShapeIsAnArgumentError) {

@@ -2,21 +2,24 @@
 // Saving and loading a sequence's recurrent state (BasicState<T>), optionally with the token ids
 // it has consumed (a prompt cache: "the state after the prompt, and the prompt").
 //
-// Format, version 1. Every integer and float is little-endian, whatever the host.
+// Format version 1 (Mamba-1) and 2 (Mamba-2, which adds 32 header bytes at offset 104). Every
+// integer and float is little-endian, whatever the host.
 //
 //   offset  size  field
 //        0     8  magic "MAMBASTA"
-//        8     4  u32 format version (1)
+//        8     4  u32 format version: 1 for a Mamba-1 state, 2 for a Mamba-2 state
 //       12     4  u32 scalar size in bytes: 4 (float32) or 8 (float64)
 //       16     8  u64 config fingerprint, FNV-1a 64 of the fields below (config_fingerprint)
 //       24    56  i64 d_model, n_layer, vocab_size, d_state, d_conv, d_inner, dt_rank
 //       80    16  f64 norm_eps, mixer_eps (mixer_eps stored as 0 unless dt_b_c_rms)
-//       96     4  u32 flags: 1 use_bias, 2 use_conv_bias, 4 tie_embeddings, 8 dt_b_c_rms
+//       96     4  u32 flags: 1 use_bias, 2 use_conv_bias, 4 tie_embeddings, 8 dt_b_c_rms,
+//                 16 Mamba-2 (set exactly in version 2)
 //      100     4  u32 zero
-//      104     8  i64 n_tokens (tokens consumed by the state)
-//      112     8  u64 number of token ids stored
-//      120        per layer: conv (d_conv-1, d_inner), then ssm (d_inner, d_state), row-major
-//                 token ids, i32 each
+//     (104    32  version 2 only: i64 nheads, ngroups; f64 time_step_limit min, max)
+//      104     8  i64 n_tokens (tokens consumed by the state)           (136 in version 2)
+//      112     8  u64 number of token ids stored                         (144)
+//      120        per layer: conv (d_conv-1, conv_dim), then ssm (d_inner, d_state), row-major;
+//                 then the token ids, i32 each                          (152)
 //      end-8   8  u64 FNV-1a 64 of every byte before it
 //
 // The fingerprint covers what fixes the state's shape and the math that produced it; it cannot
@@ -46,7 +49,8 @@
 
 namespace mamba {
 
-inline constexpr uint32_t kStateFormatVersion = 1;
+// The newest version written (for a Mamba-2 state); Mamba-1 states are still written as version 1.
+inline constexpr uint32_t kStateFormatVersion = 2;
 
 template <class T>
 struct SavedState {
@@ -57,7 +61,9 @@ struct SavedState {
 namespace state_io_detail {
 
 inline constexpr char kMagic[8] = {'M', 'A', 'M', 'B', 'A', 'S', 'T', 'A'};
-inline constexpr size_t kHeaderSize = 120;
+inline constexpr size_t kHeaderSize = 120;  // version 1
+inline constexpr size_t kMamba2Size = 32;   // the fields version 2 adds
+inline constexpr uint32_t kMamba2Flag = 16;
 inline constexpr size_t kChecksumSize = 8;
 
 inline uint64_t fnv1a64(std::span<const std::byte> bytes, uint64_t h = 0xcbf29ce484222325ull) {
@@ -70,21 +76,33 @@ struct ConfigFields {
   int64_t dims[7];  // d_model, n_layer, vocab_size, d_state, d_conv, d_inner, dt_rank
   double norm_eps, mixer_eps;
   uint32_t flags;
+  int64_t heads[2];    // Mamba-2: nheads, ngroups (0 for Mamba-1)
+  double dt_limit[2];  // Mamba-2: time_step_limit (0 for Mamba-1)
 
   static ConfigFields of(const ModelConfig& c) {
+    const bool m2 = c.arch == Arch::Mamba2;
     return {{c.d_model, c.n_layer, c.vocab_size, c.d_state, c.d_conv, c.d_inner, c.dt_rank},
             c.norm_eps,
             c.dt_b_c_rms ? c.mixer_eps : 0.0,  // unused otherwise: loaders may disagree on it
             (c.use_bias ? 1u : 0u) | (c.use_conv_bias ? 2u : 0u) | (c.tie_embeddings ? 4u : 0u) |
-                (c.dt_b_c_rms ? 8u : 0u)};
+                (c.dt_b_c_rms ? 8u : 0u) | (m2 ? kMamba2Flag : 0u),
+            {m2 ? c.nheads : 0, m2 ? c.ngroups : 0},
+            {m2 ? c.dt_min : 0.0, m2 ? c.dt_max : 0.0}};
   }
 
-  // Bitwise, so that the epsilons compare exactly as they are hashed.
+  bool mamba2() const { return (flags & kMamba2Flag) != 0; }
+  uint32_t version() const { return mamba2() ? 2 : 1; }
+  size_t header_size() const { return kHeaderSize + (mamba2() ? kMamba2Size : 0); }
+
+  // Bitwise, so that the floats compare exactly as they are hashed.
   bool operator==(const ConfigFields& o) const {
-    return std::memcmp(dims, o.dims, sizeof dims) == 0 &&
-           std::bit_cast<uint64_t>(norm_eps) == std::bit_cast<uint64_t>(o.norm_eps) &&
-           std::bit_cast<uint64_t>(mixer_eps) == std::bit_cast<uint64_t>(o.mixer_eps) &&
-           flags == o.flags;
+    auto same = [](double a, double b) {
+      return std::bit_cast<uint64_t>(a) == std::bit_cast<uint64_t>(b);
+    };
+    return std::memcmp(dims, o.dims, sizeof dims) == 0 && same(norm_eps, o.norm_eps) &&
+           same(mixer_eps, o.mixer_eps) && flags == o.flags &&
+           std::memcmp(heads, o.heads, sizeof heads) == 0 && same(dt_limit[0], o.dt_limit[0]) &&
+           same(dt_limit[1], o.dt_limit[1]);
   }
 
   std::string describe() const {
@@ -96,6 +114,11 @@ struct ConfigFields {
     if (flags & 8u) s << "mixer_eps " << mixer_eps << ", ";
     s << "use_bias " << ((flags & 1u) != 0) << ", use_conv_bias " << ((flags & 2u) != 0)
       << ", tie_embeddings " << ((flags & 4u) != 0) << ", dt_b_c_rms " << ((flags & 8u) != 0);
+    if (mamba2())
+      s << ", Mamba-2 with nheads " << heads[0] << ", ngroups " << heads[1]
+        << ", time_step_limit [" << dt_limit[0] << ", " << dt_limit[1] << "]";
+    else
+      s << ", Mamba-1";
     return s.str();
   }
 };
@@ -150,22 +173,26 @@ inline void write_fields(Writer& w, const ConfigFields& f) {
   w.f64(f.mixer_eps);
   w.u32(f.flags);
   w.u32(0);
+  if (!f.mamba2()) return;
+  for (int64_t h : f.heads) w.i64(h);
+  for (double l : f.dt_limit) w.f64(l);
 }
 
-inline constexpr size_t kFieldsSize = 7 * 8 + 2 * 8 + 2 * 4;
+inline constexpr size_t kFieldsSize = 7 * 8 + 2 * 8 + 2 * 4;  // version 1; version 2 adds 32
 static_assert(kHeaderSize == sizeof kMagic + 4 + 4 + 8 + kFieldsSize + 8 + 8);
 
 inline uint64_t fingerprint(const ConfigFields& f) {
-  std::array<std::byte, kFieldsSize> bytes{};
+  std::array<std::byte, kFieldsSize + kMamba2Size> bytes{};
   Writer w(bytes);
   write_fields(w, f);
-  return fnv1a64(bytes);
+  return fnv1a64(std::span(bytes).first(w.position()));
 }
 
 }  // namespace state_io_detail
 
 // Identifies the model a state belongs to: FNV-1a 64 over d_model, n_layer, vocab_size, d_state,
-// d_conv, d_inner, dt_rank, norm_eps, mixer_eps (Falcon-Mamba only) and the flags.
+// d_conv, d_inner, dt_rank, norm_eps, mixer_eps (Falcon-Mamba only), the flags and, for Mamba-2,
+// nheads, ngroups and the time_step_limit.
 inline uint64_t config_fingerprint(const ModelConfig& config) {
   return state_io_detail::fingerprint(state_io_detail::ConfigFields::of(config));
 }
@@ -178,7 +205,7 @@ std::vector<std::byte> state_to_bytes(const ModelConfig& config, const BasicStat
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
                 "states are saved as float32 or float64");
   using namespace state_io_detail;
-  const size_t conv = static_cast<size_t>((config.d_conv - 1) * config.d_inner);
+  const size_t conv = static_cast<size_t>((config.d_conv - 1) * config.conv_dim());
   const size_t ssm = static_cast<size_t>(config.d_inner * config.d_state);
   bool fits = static_cast<int64_t>(state.layers.size()) == config.n_layer && state.n_tokens >= 0;
   for (const auto& l : state.layers) fits = fits && l.conv.size() == conv && l.ssm.size() == ssm;
@@ -190,11 +217,12 @@ std::vector<std::byte> state_to_bytes(const ModelConfig& config, const BasicStat
                           ")");
 
   const ConfigFields fields = ConfigFields::of(config);
-  std::vector<std::byte> out(kHeaderSize + state.layers.size() * (conv + ssm) * sizeof(T) +
-                             tokens.size() * 4 + kChecksumSize);
+  std::vector<std::byte> out(fields.header_size() +
+                             state.layers.size() * (conv + ssm) * sizeof(T) + tokens.size() * 4 +
+                             kChecksumSize);
   Writer w(out);
   w.bytes(kMagic, sizeof kMagic);
-  w.u32(kStateFormatVersion);
+  w.u32(fields.version());
   w.u32(sizeof(T));
   w.u64(fingerprint(fields));
   write_fields(w, fields);
@@ -232,9 +260,14 @@ SavedState<T> state_from_bytes(std::span<const std::byte> bytes, const ModelConf
   Reader r(bytes);
   r.skip(sizeof kMagic);
   const uint32_t version = r.u32();
-  if (version != kStateFormatVersion)
+  if (version < 1 || version > kStateFormatVersion)
     throw fail("unsupported state format version " + std::to_string(version) +
-               " (this library reads version " + std::to_string(kStateFormatVersion) + ")");
+               " (this library reads versions 1 to " + std::to_string(kStateFormatVersion) + ")");
+  const size_t header = kHeaderSize + (version == 2 ? kMamba2Size : 0);
+  if (size < header + kChecksumSize)
+    throw fail("truncated: " + std::to_string(size) + " bytes, a version " +
+               std::to_string(version) + " state file has at least " +
+               std::to_string(header + kChecksumSize));
   const uint32_t scalar = r.u32();
   const uint64_t stored_fingerprint = r.u64();
   ConfigFields saved{};
@@ -243,6 +276,13 @@ SavedState<T> state_from_bytes(std::span<const std::byte> bytes, const ModelConf
   saved.mixer_eps = r.f64();
   saved.flags = r.u32();
   r.skip(4);
+  if (saved.version() != version)
+    throw fail("implausible header: version " + std::to_string(version) +
+               (saved.mamba2() ? " with" : " without") + " the Mamba-2 flag");
+  if (version == 2) {
+    for (int64_t& h : saved.heads) h = r.i64();
+    for (double& l : saved.dt_limit) l = r.f64();
+  }
   const int64_t n_tokens = r.i64();
   const uint64_t n_ids = r.u64();
 
@@ -257,15 +297,25 @@ SavedState<T> state_from_bytes(std::span<const std::byte> bytes, const ModelConf
   shape.d_conv = saved.dims[4];
   shape.d_inner = saved.dims[5];
   shape.dt_rank = saved.dims[6];
+  if (saved.mamba2()) {
+    shape.arch = Arch::Mamba2;
+    shape.nheads = saved.heads[0];
+    shape.ngroups = saved.heads[1];
+    shape.headdim = shape.nheads > 0 && shape.d_inner % shape.nheads == 0
+                        ? shape.d_inner / shape.nheads
+                        : 0;
+    shape.dt_min = saved.dt_limit[0];
+    shape.dt_max = saved.dt_limit[1];
+  }
   try {
     shape.validate(source);  // bounds every dimension, so the products below cannot overflow
   } catch (const ShapeError& e) {
     throw fail(std::string("implausible header: ") + e.what());
   }
-  const uint64_t per_layer =
-      static_cast<uint64_t>((shape.d_conv - 1) * shape.d_inner + shape.d_inner * shape.d_state);
+  const uint64_t per_layer = static_cast<uint64_t>((shape.d_conv - 1) * shape.conv_dim() +
+                                                   shape.d_inner * shape.d_state);
   const uint64_t data = static_cast<uint64_t>(shape.n_layer) * per_layer * scalar;
-  const uint64_t fixed = kHeaderSize + data + kChecksumSize;
+  const uint64_t fixed = header + data + kChecksumSize;
   if (size < fixed || n_ids > (size - fixed) / 4)
     throw fail("truncated: " + std::to_string(size) + " bytes, the header describes " +
                (n_ids <= (UINT64_MAX - fixed) / 4 ? std::to_string(fixed + n_ids * 4)
