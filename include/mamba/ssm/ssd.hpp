@@ -223,11 +223,14 @@ inline void ssd_scan_chunked(const SsdShape& s, int64_t chunk_size, int64_t n, c
             sum += double(dts[i]) * double(A[hd]);
             acum[i] = sum;
           }
-          // M[i, 0..i] = CB[i, 0..i] exp(Acum[i] - Acum[0..i]) dt[0..i]; above the diagonal unused
-          for (int64_t i = 0; i < l; ++i)
-            M.row(i).head(i + 1).array() =
-                cb.row(i).head(i + 1).array() *
-                ((ac[i] - ac.head(i + 1)).template cast<T>().exp() * dtv.head(i + 1)).transpose();
+          // M[i, 0..i] = CB[i, 0..i] exp(Acum[i] - Acum[0..i]) dt[0..i]; above the diagonal unused.
+          // (The differences are rounded to T first: Eigen's vectorized exp needs a plain T array.)
+          for (int64_t i = 0; i < l; ++i) {
+            T* Mi = M.row(i).data();
+            for (int64_t j = 0; j <= i; ++j) Mi[j] = static_cast<T>(acum[i] - acum[j]);
+            auto row = M.row(i).head(i + 1).array();
+            row = row.exp() * cb.row(i).head(i + 1).array() * dtv.head(i + 1).transpose();
+          }
           // Y = diag(exp(Acum)) C h^T + D X + M X
           state_y.topRows(l).noalias() = Cc * hm.transpose();
           for (int64_t i = 0; i < l; ++i) {
@@ -244,7 +247,8 @@ inline void ssd_scan_chunked(const SsdShape& s, int64_t chunk_size, int64_t n, c
           Y.noalias() +=
               M.topLeftCorner(l, l).template triangularView<Eigen::Lower>() * X;
           // h = exp(Acum[l-1]) h + (diag(exp(Acum[l-1] - Acum) dt) X)^T B
-          w = (ac[l - 1] - ac).template cast<T>().exp() * dtv;
+          for (int64_t j = 0; j < l; ++j) wts[j] = static_cast<T>(acum[l - 1] - acum[j]);
+          w = w.exp() * dtv;
           Xw.topRows(l).noalias() = w.matrix().asDiagonal() * X;
           hm *= static_cast<T>(std::exp(ac[l - 1]));
           hm.noalias() += Xw.topRows(l).transpose() * Bc;
