@@ -32,6 +32,20 @@ inline ModelConfig micro_config() {
   return c;
 }
 
+// A micro Mamba-2: 2 heads of 4 channels, 2 groups, a time_step_limit.
+inline ModelConfig micro_mamba2_config() {
+  ModelConfig c = micro_config();
+  c.arch = Arch::Mamba2;
+  c.headdim = 4;
+  c.nheads = 2;
+  c.dt_rank = 2;
+  c.ngroups = 2;
+  c.dt_min = 0.001;
+  c.dt_max = 0.1;
+  c.validate("micro-mamba2");
+  return c;
+}
+
 // The same as a Hugging Face config.json.
 inline std::string micro_config_json() {
   const ModelConfig c = micro_config();

@@ -112,6 +112,9 @@ int main(int argc, char** argv) {
     wide.d_inner = 64;
     put("gguf", "q8_0.gguf",
         gguf_bytes(bench::random_checkpoint(wide, DType::Q8_0, 3), DType::Q8_0));
+    put("gguf", "micro_mamba2_f32.gguf",
+        gguf_bytes(bench::random_checkpoint(fuzz::micro_mamba2_config(), DType::F32, 4),
+                   DType::F32));
     copy("gguf", fixtures / "gguf/all_types.gguf", "all_types.gguf");
     copy("gguf", fixtures / "gguf/v2_align64.gguf", "v2_align64.gguf");
     put("gguf", "empty", "");
@@ -151,7 +154,8 @@ int main(int argc, char** argv) {
     }
 
     // config.json: every fixture's, the micro one, and edge cases.
-    for (const char* d : {"tiny", "bytes", "falcon", "state_spaces", "untied_bias", "sharded"})
+    for (const char* d : {"tiny", "bytes", "falcon", "state_spaces", "untied_bias", "sharded",
+                          "mamba2_tiny", "mamba2_groups", "mamba2_ss"})
       copy("config", fixtures / d / "config.json", std::string(d) + ".json");
     put("config", "micro.json", fuzz::micro_config_json());
     put("config", "mamba2.json", R"({"model_type":"mamba2","hidden_size":8})");
@@ -214,6 +218,8 @@ int main(int argc, char** argv) {
       d.n_tokens = 0;
       put("state", "double.state", str(state_to_bytes(micro, d)));
       put("state", "header_only", str(state_to_bytes(micro, s)).substr(0, 128));
+      const ModelConfig micro2 = fuzz::micro_mamba2_config();
+      put("state", "mamba2.state", str(state_to_bytes(micro2, BasicState<float>(micro2), toks)));
     }
     std::cout << "wrote seeds under " << out_root.string() << "\n";
     return 0;
