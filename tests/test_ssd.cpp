@@ -7,11 +7,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <random>
-#include <vector>
-
 #include <mamba/ops/threads.hpp>
 #include <mamba/ssm/ssd.hpp>
+#include <random>
+#include <vector>
 
 #include "reference_fixture.hpp"
 
@@ -86,7 +85,9 @@ std::vector<double> reference(const Problem& q, std::vector<double>& h) {
 
 enum class Path { Recurrent, RecurrentFast, Chunked };
 const char* name(Path p) {
-  return p == Path::Recurrent ? "recurrent" : p == Path::RecurrentFast ? "recurrent_fast" : "chunked";
+  return p == Path::Recurrent       ? "recurrent"
+         : p == Path::RecurrentFast ? "recurrent_fast"
+                                    : "chunked";
 }
 
 // Runs one path in T on tokens [t0, t1) of q, carrying h; writes rows t0..t1 of y (stride ldy).
@@ -103,16 +104,16 @@ void run(Path path, int64_t chunk, const Problem& q, const std::vector<T>& x,
   const int64_t n = t1 - t0;
   switch (path) {
     case Path::Recurrent:
-      mamba::ssd_scan_recurrent(q.s, n, xs, q.ldx, dts, q.lddt, A.data(), Bs, Cs, q.ldbc,
-                                D, h.data(), ys, q.ldy);
+      mamba::ssd_scan_recurrent(q.s, n, xs, q.ldx, dts, q.lddt, A.data(), Bs, Cs, q.ldbc, D,
+                                h.data(), ys, q.ldy);
       break;
     case Path::RecurrentFast:
-      mamba::ssd_scan_recurrent_fast(q.s, n, xs, q.ldx, dts, q.lddt, A.data(), Bs, Cs, q.ldbc,
-                                     D, h.data(), ys, q.ldy);
+      mamba::ssd_scan_recurrent_fast(q.s, n, xs, q.ldx, dts, q.lddt, A.data(), Bs, Cs, q.ldbc, D,
+                                     h.data(), ys, q.ldy);
       break;
     case Path::Chunked:
-      mamba::ssd_scan_chunked(q.s, chunk, n, xs, q.ldx, dts, q.lddt, A.data(), Bs, Cs, q.ldbc,
-                              D, h.data(), ys, q.ldy);
+      mamba::ssd_scan_chunked(q.s, chunk, n, xs, q.ldx, dts, q.lddt, A.data(), Bs, Cs, q.ldbc, D,
+                              h.data(), ys, q.ldy);
       break;
   }
 }
