@@ -27,7 +27,10 @@ struct SsdInputs {
     };
     fill(xBC, kMaxTokens * conv_dim), fill(D, s.nheads), fill(h, d_inner * s.d_state);
     dt.resize(kMaxTokens * s.nheads);
-    for (auto& v : dt) v = std::exp(std::log(1e-3f) + unit(g) * std::log(100.0f));
+    // dt after softplus: log-uniform in [1e-3, 0.1], one in twenty in [1, 5]
+    for (auto& v : dt)
+      v = unit(g) < 0.05f ? 1 + 4 * unit(g)
+                          : std::exp(std::log(1e-3f) + unit(g) * std::log(100.0f));
     A.resize(s.nheads);
     for (auto& v : A) v = -std::exp(unit(g) * std::log(16.0f));
     y.resize(kMaxTokens * d_inner);
