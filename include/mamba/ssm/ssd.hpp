@@ -7,8 +7,8 @@
 //
 // Three ways to compute it, the same numbers up to rounding:
 //   ssd_scan_recurrent       plain loops, token by token: the definition (scalar twin)
-//   ssd_scan_recurrent_fast  the same recurrence, heads split across threads, each thread taking
-//                            its heads through all tokens, h in its L1 cache (decode, short runs)
+//   ssd_scan_recurrent_fast  the same recurrence, heads split across threads, each head's state
+//                            kept in L1 while it takes a block of tokens (decode, short runs)
 //   ssd_scan_chunked         the chunked SSD form: within a chunk of L tokens the output is a
 //                            masked (L x L) matrix times X, and the state passes between chunks,
 //                            so almost all the work is matrix products (prefill)
@@ -141,11 +141,11 @@ inline void ssd_scan_recurrent(const SsdShape& s, int64_t n, const T* x, int64_t
   }
 }
 
-// The same recurrence: heads split across the threads, each head taken through all the tokens
-// (its (P, N) state, 32 KiB in float for P=64, N=128, stays in L1). Per token, the state update
-// is a loop over the contiguous d_state that the compiler vectorizes, then y = h C is Eigen's
-// matrix-vector product. (Fusing the dot product into the update loop measured slower: every row
-// then ends in a horizontal sum.)
+// The same recurrence: heads split across the threads, each head taken through a block of tokens
+// at a time (its (P, N) state, 32 KiB in float for P=64, N=128, stays in L1). Per token, the state
+// update is a loop over the contiguous d_state that the compiler vectorizes, then y = h C is
+// Eigen's matrix-vector product. (Fusing the dot product into the update loop measured slower:
+// every row then ends in a horizontal sum.)
 template <class T>
 inline void ssd_scan_recurrent_fast(const SsdShape& s, int64_t n, const T* x, int64_t ldx,
                                     const T* dt, int64_t lddt, const T* A, const T* B, const T* C,
@@ -154,18 +154,25 @@ inline void ssd_scan_recurrent_fast(const SsdShape& s, int64_t n, const T* x, in
   check(s);
   const int64_t H = s.nheads, P = s.headdim, N = s.d_state, heads_per_group = H / s.ngroups;
   using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+  // Tokens a block at a time, each head through the block: the block's rows of x, B and C stay
+  // in the cache while the heads pass (one head through a long run would stream them from L3 for
+  // every head).
+  constexpr int64_t kTokenBlock = 64;
   parallel_for(H, 1, n * H * P * N * 8, [&](int64_t h0, int64_t h1) {
-    for (int64_t hd = h0; hd < h1; ++hd) {
-      const int64_t g = hd / heads_per_group;
-      const Eigen::Map<const Mat<T>> hm(h + hd * P * N, P, N);
-      for (int64_t t = 0; t < n; ++t) {
-        const T* xt = x + t * ldx + hd * P;
-        const T dth = dt[t * lddt + hd];
-        decay_add_outer(P, N, h + hd * P * N, decay_exp<T>(dth * A[hd]), dth, xt,
-                        B + t * ldbc + g * N);
-        Eigen::Map<Vec> yt(y + t * ldy + hd * P, P);
-        yt.noalias() = hm * Eigen::Map<const Vec>(C + t * ldbc + g * N, N);
-        add_skip(s, D, hd, xt, yt.data());
+    for (int64_t t0 = 0; t0 < n; t0 += kTokenBlock) {
+      const int64_t t1 = std::min(n, t0 + kTokenBlock);
+      for (int64_t hd = h0; hd < h1; ++hd) {
+        const int64_t g = hd / heads_per_group;
+        const Eigen::Map<const Mat<T>> hm(h + hd * P * N, P, N);
+        for (int64_t t = t0; t < t1; ++t) {
+          const T* xt = x + t * ldx + hd * P;
+          const T dth = dt[t * lddt + hd];
+          decay_add_outer(P, N, h + hd * P * N, decay_exp<T>(dth * A[hd]), dth, xt,
+                          B + t * ldbc + g * N);
+          Eigen::Map<Vec> yt(y + t * ldy + hd * P, P);
+          yt.noalias() = hm * Eigen::Map<const Vec>(C + t * ldbc + g * N, N);
+          add_skip(s, D, hd, xt, yt.data());
+        }
       }
     }
   });
