@@ -236,12 +236,23 @@ TEST(Ssd, NoSkipTermWithoutD) {
 }
 
 // Shapes big enough that the heads are split across two threads (and the CB products of the
-// chunked form across chunks), on a mamba2-like layout: one group, many heads.
+// chunked form across chunks and groups).
 TEST(Ssd, TwoThreadsMatchTheReference) {
-  const Problem q({8, 32, 1, 64, true}, 150, 11);
+  const Problem q({8, 32, 2, 64, true}, 150, 11);
   mamba::set_num_threads(2);
   check_against_reference<float>(q, 64, 1e-5);
   mamba::set_num_threads(0);
+}
+
+TEST(Ssd, NoTokensLeaveTheStateAlone) {
+  const Problem q({4, 6, 2, 5, true}, 1, 5);
+  for (Path path : {Path::Recurrent, Path::RecurrentFast, Path::Chunked}) {
+    SCOPED_TRACE(name(path));
+    std::vector<double> h = q.h0, y(q.ldy, 3.0);
+    run(path, 8, q, q.x, q.dt, q.A, q.BC, q.D.data(), h, y, 0, 0);
+    EXPECT_EQ(h, q.h0);
+    EXPECT_EQ(y, std::vector<double>(q.ldy, 3.0));
+  }
 }
 
 TEST(Ssd, RejectsBadShapes) {
