@@ -22,12 +22,17 @@
 #include <numeric>
 #include <string>
 
+#include "ceilings.hpp"
 #include "random_checkpoint.hpp"
 
 namespace {
 
 using mamba::DType;
-using Clock = std::chrono::steady_clock;
+using mamba::bench::best_seconds;
+using mamba::bench::Clock;
+using mamba::bench::sgemm_flops;
+using mamba::bench::streaming_bandwidth;
+using mamba::bench::weight_bytes_per_token;
 
 const mamba::Model& model_for(DType type) {
   static std::map<DType, std::unique_ptr<mamba::Model>> models;
@@ -38,71 +43,11 @@ const mamba::Model& model_for(DType type) {
   return *m;
 }
 
-// Bytes of weights one decoded token reads: every matrix once (the tied embedding as lm_head;
-// the embedding row itself is negligible), and the per-channel vectors (norms, conv, A, D, biases).
-double weight_bytes_per_token(const mamba::Model& model) {
-  const auto& w = model.weights();
-  double bytes = w.lm_head.bytes() + 4.0 * w.norm_f.size();
-  for (const auto& l : w.layers)
-    bytes += l.in_proj.bytes() + l.x_proj.bytes() + l.dt_proj.bytes() + l.out_proj.bytes() +
-             4.0 * (l.norm.size() + l.conv_w.size() + l.conv_b.size() + l.dt_bias.size() +
-                    l.A.size() + l.D.size());
-  return bytes;
-}
-
 // 2 x (in_proj + x_proj + dt_proj + out_proj) x n_layer: the projections' multiply-adds.
 double prefill_flops_per_token(const mamba::ModelConfig& c) {
   const double per_layer = 2.0 * c.d_inner * c.d_model + (c.dt_rank + 2.0 * c.d_state) * c.d_inner +
                            double(c.d_inner) * c.dt_rank + double(c.d_model) * c.d_inner;
   return 2.0 * per_layer * c.n_layer;
-}
-
-template <class F>
-double best_seconds(int reps, F&& f) {
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = Clock::now();
-    f();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return best;
-}
-
-// Ceiling for decode: bytes/s reading 1 GiB of floats once, split across `threads` threads the
-// way the matrix-vector products split their rows, summed with the same SIMD width.
-double streaming_bandwidth(int threads) {
-  static std::map<int, double> cache;
-  if (cache.count(threads)) return cache[threads];
-  static std::vector<float> buf((1u << 30) / sizeof(float), 1.0f);
-  mamba::set_num_threads(threads);
-  const int64_t n = static_cast<int64_t>(buf.size());
-  float sink = 0;
-  const double s = best_seconds(7, [&] {
-    float part[64] = {};
-    mamba::parallel_for(n, 1 << 16, n * 4, [&](int64_t b, int64_t e) {
-      // buf . buf: both operands come from the same cache line, so each byte is read once
-      part[b * 64 / n] = mamba::simd::dot_row(
-          DType::F32, reinterpret_cast<const std::byte*>(&buf[b]), &buf[b], e - b);
-    });
-    sink += std::accumulate(part, part + 64, 0.0f);
-  });
-  benchmark::DoNotOptimize(sink);
-  return cache[threads] = buf.size() * sizeof(float) / s;
-}
-
-// Ceiling for prefill: Eigen SGEMM FLOP/s on (512 x 768) x (768 x 3072) with `threads` threads.
-double sgemm_flops(int threads) {
-  static std::map<int, double> cache;
-  if (cache.count(threads)) return cache[threads];
-  mamba::set_num_threads(threads);
-  const Eigen::MatrixXf a = Eigen::MatrixXf::Random(512, 768),
-                        b = Eigen::MatrixXf::Random(768, 3072);
-  Eigen::MatrixXf c(512, 3072);
-  const double s = best_seconds(15, [&] {
-    c.noalias() = a * b;
-    benchmark::DoNotOptimize(c.data());
-  });
-  return cache[threads] = 2.0 * 512 * 768 * 3072 / s;
 }
 
 void BM_StreamingRead(benchmark::State& st) {

@@ -1,0 +1,83 @@
+#pragma once
+// What the model benchmarks measure against, in the same run (DESIGN.md section 4): the streaming
+// read bandwidth (decode's ceiling), Eigen's SGEMM FLOP/s (prefill's), and the weight bytes one
+// decoded token reads. Shared by bench_model.cpp (Mamba-1) and bench_mamba2.cpp.
+#include <benchmark/benchmark.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <mamba/mamba.hpp>
+#include <mamba/ops/simd/simd.hpp>
+#include <mamba/ops/threads.hpp>
+#include <numeric>
+#include <vector>
+
+namespace mamba::bench {
+
+using Clock = std::chrono::steady_clock;
+
+// Bytes of weights one decoded token reads: every matrix once (the tied embedding as lm_head;
+// the embedding row itself is negligible), and the per-channel vectors (norms, conv, dt bias, A,
+// D, biases), of either family.
+inline double weight_bytes_per_token(const Model& model) {
+  const auto& w = model.weights();
+  double bytes = w.lm_head.bytes() + 4.0 * w.norm_f.size();
+  for (const auto& l : w.layers)
+    bytes += l.in_proj.bytes() + l.x_proj.bytes() + l.dt_proj.bytes() + l.out_proj.bytes() +
+             4.0 * (l.norm.size() + l.conv_w.size() + l.conv_b.size() + l.dt_bias.size() +
+                    l.A.size() + l.D.size() + l.gate_norm.size() + l.in_proj_bias.size() +
+                    l.out_proj_bias.size());
+  return bytes;
+}
+
+template <class F>
+inline double best_seconds(int reps, F&& f) {
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = Clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return best;
+}
+
+// Ceiling for decode: bytes/s reading 1 GiB of floats once, split across `threads` threads the
+// way the matrix-vector products split their rows, summed with the same SIMD width.
+inline double streaming_bandwidth(int threads) {
+  static std::map<int, double> cache;
+  if (cache.count(threads)) return cache[threads];
+  static std::vector<float> buf((1u << 30) / sizeof(float), 1.0f);
+  set_num_threads(threads);
+  const int64_t n = static_cast<int64_t>(buf.size());
+  float sink = 0;
+  const double s = best_seconds(7, [&] {
+    float part[64] = {};
+    parallel_for(n, 1 << 16, n * 4, [&](int64_t b, int64_t e) {
+      // buf . buf: both operands come from the same cache line, so each byte is read once
+      part[b * 64 / n] =
+          simd::dot_row(DType::F32, reinterpret_cast<const std::byte*>(&buf[b]), &buf[b], e - b);
+    });
+    sink += std::accumulate(part, part + 64, 0.0f);
+  });
+  benchmark::DoNotOptimize(sink);
+  return cache[threads] = buf.size() * sizeof(float) / s;
+}
+
+// Ceiling for prefill: Eigen SGEMM FLOP/s on (512 x 768) x (768 x 3072) with `threads` threads.
+inline double sgemm_flops(int threads) {
+  static std::map<int, double> cache;
+  if (cache.count(threads)) return cache[threads];
+  set_num_threads(threads);
+  const Eigen::MatrixXf a = Eigen::MatrixXf::Random(512, 768),
+                        b = Eigen::MatrixXf::Random(768, 3072);
+  Eigen::MatrixXf c(512, 3072);
+  const double s = best_seconds(15, [&] {
+    c.noalias() = a * b;
+    benchmark::DoNotOptimize(c.data());
+  });
+  return cache[threads] = 2.0 * 512 * 768 * 3072 / s;
+}
+
+}  // namespace mamba::bench
