@@ -42,26 +42,7 @@ double scan_flops_per_token(const mamba::ModelConfig& c) {
 }
 
 void BM_Mamba2Decode(benchmark::State& st, DType type) {
-  const int threads = static_cast<int>(st.range(0));
-  const auto& model = mamba2_for(type);
-  const double ceiling = mamba::bench::streaming_bandwidth(threads);
-  mamba::set_num_threads(threads);
-  auto state = model.new_state();
-  std::vector<float> logits(model.vocab_size());
-  int32_t token = 1;
-  for (int i = 0; i < 4; ++i) model.step(token, state, logits);  // warm
-  const auto t0 = Clock::now();
-  for (auto _ : st) {
-    model.step(token, state, logits);
-    token = (token * 31 + 7) % 50000;
-    benchmark::DoNotOptimize(logits.data());
-  }
-  const double tps = st.iterations() / std::chrono::duration<double>(Clock::now() - t0).count();
-  const double bytes = mamba::bench::weight_bytes_per_token(model);
-  st.counters["tokens/s"] = tps;
-  st.counters["MB/token"] = bytes / 1e6;
-  st.counters["stream_GB/s"] = ceiling / 1e9;
-  st.counters["efficiency"] = bytes * tps / ceiling;
+  mamba::bench::run_decode(st, mamba2_for(type), static_cast<int>(st.range(0)));
 }
 
 void BM_Mamba2Prefill(benchmark::State& st, DType type, ScanPath path) {

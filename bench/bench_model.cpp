@@ -70,26 +70,8 @@ std::map<std::pair<DType, int>, double>& single_decode_rate() {
 
 void BM_Decode(benchmark::State& st, DType type) {
   const int threads = static_cast<int>(st.range(0));
-  const auto& model = model_for(type);
-  const double ceiling = streaming_bandwidth(threads);
-  mamba::set_num_threads(threads);
-  auto state = model.new_state();
-  std::vector<float> logits(model.vocab_size());
-  int32_t token = 1;
-  for (int i = 0; i < 4; ++i) model.step(token, state, logits);  // warm
-  const auto t0 = Clock::now();
-  for (auto _ : st) {
-    model.step(token, state, logits);
-    token = (token * 31 + 7) % 50000;
-    benchmark::DoNotOptimize(logits.data());
-  }
-  const double tps = st.iterations() / std::chrono::duration<double>(Clock::now() - t0).count();
-  single_decode_rate()[{type, threads}] = tps;
-  const double bytes = weight_bytes_per_token(model);
-  st.counters["tokens/s"] = tps;
-  st.counters["MB/token"] = bytes / 1e6;
-  st.counters["stream_GB/s"] = ceiling / 1e9;
-  st.counters["efficiency"] = bytes * tps / ceiling;
+  single_decode_rate()[{type, threads}] =
+      mamba::bench::run_decode(st, model_for(type), threads);
 }
 
 // Decode with int8 activations (QuantizedDot::Int8), and its accuracy effect: the relative error

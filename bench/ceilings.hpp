@@ -1,7 +1,8 @@
 #pragma once
 // What the model benchmarks measure against, in the same run (DESIGN.md section 4): the streaming
 // read bandwidth (decode's ceiling), Eigen's SGEMM FLOP/s (prefill's), and the weight bytes one
-// decoded token reads. Shared by bench_model.cpp (Mamba-1) and bench_mamba2.cpp.
+// decoded token reads; the decode loop both model suites time. Shared by bench_model.cpp (Mamba-1)
+// and bench_mamba2.cpp.
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Core>
@@ -78,6 +79,30 @@ inline double sgemm_flops(int threads) {
     benchmark::DoNotOptimize(c.data());
   });
   return cache[threads] = 2.0 * 512 * 768 * 3072 / s;
+}
+
+// Decodes one token per iteration of `st` with `threads` threads, from a warmed state, and sets
+// the decode counters (tokens/s, MB/token, the streaming ceiling, efficiency). Returns tokens/s.
+inline double run_decode(benchmark::State& st, const Model& model, int threads) {
+  const double ceiling = streaming_bandwidth(threads);
+  set_num_threads(threads);
+  auto state = model.new_state();
+  std::vector<float> logits(model.vocab_size());
+  int32_t token = 1;
+  for (int i = 0; i < 4; ++i) model.step(token, state, logits);  // warm
+  const auto t0 = Clock::now();
+  for (auto _ : st) {
+    model.step(token, state, logits);
+    token = (token * 31 + 7) % 50000;
+    benchmark::DoNotOptimize(logits.data());
+  }
+  const double tps = st.iterations() / std::chrono::duration<double>(Clock::now() - t0).count();
+  const double bytes = weight_bytes_per_token(model);
+  st.counters["tokens/s"] = tps;
+  st.counters["MB/token"] = bytes / 1e6;
+  st.counters["stream_GB/s"] = ceiling / 1e9;
+  st.counters["efficiency"] = bytes * tps / ceiling;
+  return tps;
 }
 
 }  // namespace mamba::bench

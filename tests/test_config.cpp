@@ -71,18 +71,23 @@ TEST(Config, StateSpacesLayoutPadsTheVocab) {
   EXPECT_EQ(d.dt_rank, 9);
 }
 
+// `base` with `patch` merged in is refused with a message naming `needle` and the file.
+void expect_config_error(const json& base, const json& patch, const std::string& needle) {
+  json j = base;
+  j.merge_patch(patch);
+  try {
+    ModelConfig::from_json(j, "cfg.json");
+    ADD_FAILURE() << "accepted " << j.dump();
+  } catch (const mamba::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Config, RejectsImpossibleValuesWithTheirNames) {
   const json base{{"hidden_size", 16}, {"num_hidden_layers", 2}, {"vocab_size", 10}};
-  auto expect_error = [&](json patch, const std::string& needle) {
-    json j = base;
-    j.merge_patch(patch);
-    try {
-      ModelConfig::from_json(j, "cfg.json");
-      ADD_FAILURE() << "accepted " << j.dump();
-    } catch (const mamba::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("cfg.json"), std::string::npos) << e.what();
-    }
+  auto expect_error = [&](const json& patch, const std::string& needle) {
+    expect_config_error(base, patch, needle);
   };
   expect_error({{"hidden_size", 0}}, "d_model");
   expect_error({{"num_hidden_layers", -3}}, "n_layer");
@@ -216,14 +221,7 @@ TEST(Config, Mamba2StateSpaces) {
            {{{"ssm_cfg", {{"chunk_size", 0}}}}, "chunk_size"},
            {{{"ssm_cfg", {{"layer", "Mamba3"}}}}, "Mamba3"}}) {
     SCOPED_TRACE(patch.dump());
-    json j = base;
-    j.merge_patch(patch);
-    try {
-      ModelConfig::from_json(j, "cfg.json");
-      ADD_FAILURE() << "accepted " << j.dump();
-    } catch (const mamba::Error& e) {
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    }
+    expect_config_error(base, patch, needle);
   }
 }
 
