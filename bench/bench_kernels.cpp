@@ -1,5 +1,7 @@
 // Kernel throughput: each weight type's matrix-vector product in GB/s of weights streamed (float
-// activations, and int8 activations for the block types), on 1 and 2 threads; the selective-scan
+// activations, and int8 activations for the block types), on 1 and 2 threads; the product with 8
+// vectors at once (batched decode) on the mamba-130m in_proj and out_proj shapes, in GFLOP/s
+// (compute-bound: its ceiling is the FMA rate, not the memory); the selective-scan
 // step (one token) and sequence (256 tokens) in channels per second, d_state 16.
 #include <benchmark/benchmark.h>
 
@@ -49,6 +51,33 @@ void BM_Matvec(benchmark::State& st, DType type, mamba::QuantizedDot mode) {
   mamba::set_quantized_dot(mamba::QuantizedDot::Float);
   st.counters["GB/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * W.bytes() / 1e9,
                                            benchmark::Counter::kIsRate);
+}
+
+// Y = X W^T for 8 rows of X (batched decode), W of the 130m in_proj (3072 x 768) or out_proj
+// (768 x 1536) shape, repeated to 8 copies (32 to 48 MiB in F32) so that it is read from memory.
+void BM_MatmulBatch8(benchmark::State& st, DType type) {
+  mamba::set_num_threads(static_cast<int>(st.range(0)));
+  const int64_t rows = st.range(1) == 0 ? 3072 : 768, cols = st.range(1) == 0 ? 768 : 1536;
+  constexpr int copies = 8, n = 8;
+  const int64_t stride = mamba::row_bytes(type, cols);
+  std::vector<std::byte> bytes(stride * rows * copies);
+  std::minstd_rand g(1);
+  std::normal_distribution<float> nd;
+  std::vector<float> row(cols), X(n * cols), Y(n * rows);
+  for (int64_t r = 0; r < rows * copies; ++r) {
+    for (auto& v : row) v = nd(g);
+    mamba::quantize_row(type, row.data(), bytes.data() + r * stride, cols);
+  }
+  for (auto& v : X) v = nd(g);
+  int64_t c = 0;
+  for (auto _ : st) {
+    const mamba::MatrixView W{type, bytes.data() + (c++ % copies) * stride * rows, rows, cols};
+    mamba::matmul(W, X.data(), n, Y.data());
+    benchmark::DoNotOptimize(Y.data());
+  }
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(st.iterations()) * 2 * n * rows * cols / 1e9,
+                         benchmark::Counter::kIsRate);
 }
 
 struct ScanInputs {
@@ -109,6 +138,13 @@ void register_all() {
                                    type, mamba::QuantizedDot::Int8)
           ->Apply(threads);
   }
+  for (auto [name, type] : types)
+    benchmark::RegisterBenchmark((std::string("BM_MatmulBatch8/") + name).c_str(), BM_MatmulBatch8,
+                                 type)
+        ->ArgNames({"threads", "out_proj"})
+        ->ArgsProduct({{1, 2}, {0, 1}})
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_ScanStep", BM_ScanStep)->Apply(threads);
   benchmark::RegisterBenchmark("BM_ScanSequence256", BM_ScanSequence256)->Apply(threads);
 }
