@@ -140,6 +140,57 @@ TYPED_TEST(SimdTest, DequantizeRowMatchesScalar) {
   }
 }
 
+// A matrix of `rows` stored rows of n random values (row stride row_bytes), and its floats.
+struct StoredMatrix {
+  int64_t stride;
+  std::vector<float> values;
+  std::vector<std::byte> bytes;
+  StoredMatrix(DType t, int64_t rows, int64_t n, uint32_t seed)
+      : stride(mamba::row_bytes(t, n)),
+        values(random_floats(rows * n, seed, -2, 2)),
+        bytes(stride * rows + 64) {
+    for (int64_t r = 0; r < rows; ++r)
+      mamba::quantize_row(t, &values[r * n], bytes.data() + r * stride, n);
+  }
+};
+
+TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
+  // Every row range [r0, r1) (odd starts and lengths, one row) with 1 to 16 vectors: each
+  // output is the scalar twin's dot product of that row and vector, and nothing else is written.
+  constexpr int64_t kRows = 7, kMaxVectors = 16;
+  const std::pair<int64_t, int64_t> ranges[] = {{0, 7}, {1, 6}, {2, 3}, {3, 7}, {0, 2}};
+  for (DType t : kTypes) {
+    for (int64_t n : lengths_for(t)) {
+      if (n % mamba::traits(t).block_size) continue;
+      const StoredMatrix W(t, kRows, n, uint32_t(n) * 13 + 3);
+      const int64_t ldx = n + 3, ldy = kRows + 2;  // strides wider than the rows, as may be
+      const auto X = random_floats(kMaxVectors * ldx, uint32_t(n) + 17);
+      for (int64_t nb = 1; nb <= kMaxVectors; ++nb) {
+        for (auto [r0, r1] : ranges) {
+          SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n << " nb=" << nb
+                                          << " rows " << r0 << ".." << r1);
+          std::vector<float> Y(kMaxVectors * ldy, 123.0f);
+          mamba::simd::kernels::dot_rows_multi<TypeParam>(t, W.bytes.data(), W.stride, r0, r1, n,
+                                                          X.data(), ldx, nb, Y.data(), ldy);
+          for (int64_t b = 0; b < kMaxVectors; ++b)
+            for (int64_t r = 0; r < ldy; ++r) {
+              const float got = Y[b * ldy + r];
+              if (b >= nb || r < r0 || r >= r1) {
+                ASSERT_EQ(got, 123.0f) << "b=" << b << " r=" << r;
+                continue;
+              }
+              const float* x = &X[b * ldx];
+              const float want = mamba::vec_dot_row(t, W.bytes.data() + r * W.stride, x, n);
+              double scale = 0;
+              for (int64_t i = 0; i < n; ++i) scale += std::fabs(W.values[r * n + i] * x[i]);
+              ASSERT_NEAR(got, want, 1e-5 * scale + 1e-6) << "b=" << b << " r=" << r;
+            }
+        }
+      }
+    }
+  }
+}
+
 TYPED_TEST(SimdTest, ExpSiluSoftplusMatchTheLibm) {
   std::vector<float> v = random_floats(1001, 11, -30, 30);
   for (float s :
@@ -197,8 +248,8 @@ TYPED_TEST(SimdTest, ScanStepMatchesTheScalarStep) {
 namespace {
 
 // The products split across two threads give what one thread gives (rows are independent, so
-// the sums are the same to the bit, but for the GEMM's blocking), for every path: matrix-vector, float and int8 activations,
-// the few-vector product (batched decode) and the panel GEMM (prefill).
+// the sums are the same to the bit, but for the GEMM's blocking), for every path: matrix-vector,
+// float and int8 activations, the few-vector product (batched decode) and the panel GEMM (prefill).
 TEST(Threads, TwoThreadsComputeWhatOneComputes) {
   for (DType t : kTypes) {
     SCOPED_TRACE(mamba::dtype_name(t));

@@ -125,10 +125,8 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
   if constexpr (std::is_same_v<T, float>) {
     if (n <= kMaxRowsForMultiDot) {
       parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
-        thread_local std::vector<float> buf;
-        buf.resize(2 * W.cols);
         simd::dot_rows_multi(W.type, W.data, W.row_stride(), r0, r1, W.cols, X, W.cols, n, Y,
-                             W.rows, buf.data());
+                             W.rows);
       });
       return;
     }

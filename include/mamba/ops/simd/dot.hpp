@@ -1,8 +1,8 @@
 #pragma once
 // Rows of weights in their stored type against float activations, on any packet type
-// (ops_*.hpp): the dot product of one row with a vector (decode), the same for a few vectors at
-// once (batched decode), and the decoding of a row to floats (prefill panels). The blocks are
-// decoded in registers; each weight byte is read once. Scalar twins: vec_dot_row and
+// (ops_*.hpp): the dot product of one row with a vector (decode) and the decoding of a row to
+// floats (prefill panels); the same for a few vectors at once (batched decode) is dot_multi.hpp.
+// The blocks are decoded in registers; each weight byte is read once. Scalar twins: vec_dot_row and
 // dequantize_row in ops/quant.hpp.
 #include <cstddef>
 #include <cstdint>
@@ -321,69 +321,6 @@ inline void dequantize_row(DType t, const std::byte* row, float* y, int64_t n) {
           }
         }
       }
-      return;
-  }
-}
-
-// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1) of a matrix (row stride `stride`
-// bytes) and NB vectors of n values: each row is read once for all NB vectors (batched decode).
-// Rows of block types are first decoded into buf (2 n floats, L1-resident).
-template <class O, int NB>
-inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
-                           int64_t n, const float* X, int64_t ldx, float* Y, int64_t ldy,
-                           float* buf) {
-  using F = typename O::F;
-  constexpr int W = O::W;
-  constexpr int R = W >= 16 ? 2 : 1;  // rows at once: R * NB accumulators must fit the registers
-  auto run = [&]<DType T>(auto row_ptr) {
-    int64_t r = r0;
-    for (; r < r1; r += R) {
-      const int nr = r + R <= r1 ? R : 1;
-      const std::byte* w[R];
-      for (int k = 0; k < R; ++k) w[k] = row_ptr(r + (k < nr ? k : 0), k);
-      F acc[R][NB];
-      for (int k = 0; k < R; ++k)
-        for (int b = 0; b < NB; ++b) acc[k][b] = O::zero();
-      int64_t i = 0;
-      for (; i + W <= n; i += W) {
-        F wv[R];
-        for (int k = 0; k < R; ++k) wv[k] = load_plain<O, T>(w[k], i);
-        for (int b = 0; b < NB; ++b) {
-          const F xv = O::load(X + b * ldx + i);
-          for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k], xv, acc[k][b]);
-        }
-      }
-      if (i < n) {
-        const int rest = int(n - i);
-        F wv[R];
-        for (int k = 0; k < R; ++k) wv[k] = load_plain_part<O, T>(w[k], i, rest);
-        for (int b = 0; b < NB; ++b) {
-          const F xv = O::load_part(X + b * ldx + i, rest);
-          for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k], xv, acc[k][b]);
-        }
-      }
-      for (int k = 0; k < nr; ++k)
-        for (int b = 0; b < NB; ++b) Y[b * ldy + r + k] = O::reduce(acc[k][b]);
-      if (nr < R) break;
-    }
-  };
-  auto direct = [&](int64_t r, int) { return rows + r * stride; };
-  auto decoded = [&](int64_t r, int k) {
-    dequantize_row<O>(t, rows + r * stride, buf + k * n, n);
-    return reinterpret_cast<const std::byte*>(buf + k * n);
-  };
-  switch (t) {
-    case DType::F32:
-      run.template operator()<DType::F32>(direct);
-      return;
-    case DType::F16:
-      run.template operator()<DType::F16>(direct);
-      return;
-    case DType::BF16:
-      run.template operator()<DType::BF16>(direct);
-      return;
-    default:
-      run.template operator()<DType::F32>(decoded);
       return;
   }
 }

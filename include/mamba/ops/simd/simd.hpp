@@ -10,6 +10,7 @@
 #include "mamba/ops/dtype.hpp"
 #include "mamba/ops/quant.hpp"
 #include "mamba/ops/simd/dot.hpp"
+#include "mamba/ops/simd/dot_multi.hpp"
 #include "mamba/ops/simd/dot_q8_avx512.hpp"
 #include "mamba/ops/simd/math.hpp"
 #include "mamba/ops/simd/ops_avx2.hpp"
@@ -66,27 +67,11 @@ inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64
 inline void dequantize_row(DType t, const std::byte* row, float* y, int64_t n) {
   kernels::dequantize_row<Best>(t, row, y, n);
 }
-// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1), nb vectors; buf: 2 n floats.
+// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1), nb vectors (8 at a time).
 inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                            int64_t n, const float* X, int64_t ldx, int64_t nb, float* Y,
-                           int64_t ldy, float* buf) {
-  for (int64_t b = 0; b < nb; b += 8, X += 8 * ldx, Y += 8 * ldy) {
-    switch (nb - b < 8 ? nb - b : 8) {
-#define MAMBA_MULTI_CASE(k)                                                            \
-  case k:                                                                              \
-    kernels::dot_rows_multi<Best, k>(t, rows, stride, r0, r1, n, X, ldx, Y, ldy, buf); \
-    break;
-      MAMBA_MULTI_CASE(1)
-      MAMBA_MULTI_CASE(2)
-      MAMBA_MULTI_CASE(3)
-      MAMBA_MULTI_CASE(4)
-      MAMBA_MULTI_CASE(5)
-      MAMBA_MULTI_CASE(6)
-      MAMBA_MULTI_CASE(7)
-      MAMBA_MULTI_CASE(8)
-#undef MAMBA_MULTI_CASE
-    }
-  }
+                           int64_t ldy) {
+  kernels::dot_rows_multi<Best>(t, rows, stride, r0, r1, n, X, ldx, nb, Y, ldy);
 }
 inline void exp(const float* x, float* y, int64_t n) {
   exp_array<Best>(x, y, n);

@@ -1,0 +1,237 @@
+#pragma once
+// Rows of weights in their stored type against NB float vectors at once (batched decode): each
+// weight is read and decoded once, into registers, and multiplies every vector there. Batched
+// decode is compute-bound, so the decoding is what a block type costs on top of the FMAs: a
+// 32-value Q8_0 block is two sign-extensions, two conversions and two scalings (AVX-512) for 16
+// FMAs with 8 vectors. Scalar twin: vec_dot_row in ops/quant.hpp, one vector at a time.
+#include <cstddef>
+#include <cstdint>
+
+#include "mamba/ops/blocks.hpp"
+#include "mamba/ops/dtype.hpp"
+#include "mamba/ops/simd/dot.hpp"
+
+// GCC 12 warns, falsely, inside the unmasked AVX-512 intrinsics once these decoders are inlined
+// (bug 105593, as in ops_avx512.hpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace mamba::simd::kernels {
+
+// A decoder splits a row of n values into chunks of V vectors of W weights; decode() writes a
+// chunk's weights as floats (scales applied) and the offsets in x of each vector.
+
+// Plain values (F32, F16, BF16): a chunk is one vector, and a last partial vector is the tail.
+template <class O, DType T>
+struct PlainChunks {
+  static constexpr int V = 1;
+  static int64_t chunks(int64_t n) { return n / O::W; }
+  static void decode(const std::byte* row, int64_t c, typename O::F* w, int64_t* off) {
+    off[0] = c * O::W;
+    w[0] = load_plain<O, T>(row, off[0]);
+  }
+  static typename O::F tail(const std::byte* row, int64_t i, int rest) {
+    return load_plain_part<O, T>(row, i, rest);
+  }
+};
+
+// Q8_0: a chunk is a block of 32: d * q.
+template <class O>
+struct Q8_0Chunks {
+  static constexpr int V = 32 / O::W;
+  static int64_t chunks(int64_t n) { return n / 32; }
+  static void decode(const std::byte* row, int64_t c, typename O::F* w, int64_t* off) {
+    const std::byte* p = row + c * int64_t(sizeof(BlockQ8_0));
+    const auto d = O::set1(f16_at(p));
+    const auto* qs = reinterpret_cast<const int8_t*>(p + 2);
+    for (int v = 0; v < V; ++v) {
+      off[v] = 32 * c + v * O::W;
+      w[v] = O::mul(d, O::to_float(O::load_i8(qs + v * O::W)));
+    }
+  }
+};
+
+// Q4_0: a chunk is a block of 32: d q - 8 d, low nibbles the first 16 values, high the last.
+template <class O>
+struct Q4_0Chunks {
+  static constexpr int V = 32 / O::W;
+  static int64_t chunks(int64_t n) { return n / 32; }
+  static void decode(const std::byte* row, int64_t c, typename O::F* w, int64_t* off) {
+    const std::byte* p = row + c * int64_t(sizeof(BlockQ4_0));
+    const float df = f16_at(p);
+    const auto d = O::set1(df), m = O::set1(-8.0f * df);
+    const auto* qs = reinterpret_cast<const uint8_t*>(p + 2);
+    for (int v = 0; v < V / 2; ++v) {
+      const auto q = O::load_u8(qs + v * O::W);
+      off[v] = 32 * c + v * O::W;
+      off[V / 2 + v] = off[v] + 16;
+      w[v] = O::fma(d, O::to_float(O::iand(q, 0xF)), m);
+      w[V / 2 + v] = O::fma(d, O::to_float(O::template ishr<4>(q)), m);
+    }
+  }
+};
+
+// Q4_K: a chunk is two sub-blocks of 32 (s, s + 1) sharing their 32 bytes of nibbles:
+// d sc q - dmin m.
+template <class O>
+struct Q4_KChunks {
+  static constexpr int V = 64 / O::W;
+  static int64_t chunks(int64_t n) { return n / 64; }
+  static void decode(const std::byte* row, int64_t c, typename O::F* w, int64_t* off) {
+    const std::byte* p = row + (c / 4) * int64_t(sizeof(BlockQ4_K));
+    const int s = 2 * int(c % 4);
+    const float d = f16_at(p), dmin = f16_at(p + 2);
+    const auto* scales = reinterpret_cast<const uint8_t*>(p + 4);
+    const auto* qs = reinterpret_cast<const uint8_t*>(p + 16) + 16 * s;
+    uint8_t sc0, m0, sc1, m1;
+    q4k_scale_min(s, scales, sc0, m0);
+    q4k_scale_min(s + 1, scales, sc1, m1);
+    const auto d0 = O::set1(d * sc0), d1 = O::set1(d * sc1);
+    const auto n0 = O::set1(-(dmin * m0)), n1 = O::set1(-(dmin * m1));
+    for (int v = 0; v < V / 2; ++v) {
+      const auto q = O::load_u8(qs + v * O::W);
+      off[v] = 64 * c + v * O::W;
+      off[V / 2 + v] = off[v] + 32;
+      w[v] = O::fma(d0, O::to_float(O::iand(q, 0xF)), n0);
+      w[V / 2 + v] = O::fma(d1, O::to_float(O::template ishr<4>(q)), n1);
+    }
+  }
+};
+
+// Q6_K: a chunk is the four vectors Q6Quarters decodes at one lane offset i of a half-block:
+// values i, i + 32, i + 64, i + 96, each times d and its sub-block's scale.
+template <class O>
+struct Q6_KChunks {
+  static constexpr int V = 4;
+  static constexpr int kPerHalf = 32 / O::W;
+  static int64_t chunks(int64_t n) { return n / kQK_K * 2 * kPerHalf; }
+  static void decode(const std::byte* row, int64_t c, typename O::F* w, int64_t* off) {
+    const int64_t b = c / (2 * kPerHalf);
+    const int half = int(c / kPerHalf % 2), i = int(c % kPerHalf) * O::W;
+    const std::byte* p = row + b * int64_t(sizeof(BlockQ6_K));
+    const auto* ql = reinterpret_cast<const uint8_t*>(p) + 64 * half;
+    const auto* qh = reinterpret_cast<const uint8_t*>(p + 128) + 32 * half;
+    const auto* sch = reinterpret_cast<const int8_t*>(p + 192) + 8 * half;
+    const float d = f16_at(p + 208);
+    const Q6Quarters<O> q(ql, qh, i);
+    const int g = i / 16;
+    const int64_t x0 = b * kQK_K + 128 * half + i;
+    for (int v = 0; v < 4; ++v) off[v] = x0 + 32 * v;
+    w[0] = O::mul(O::set1(d * sch[g]), O::to_float(q.q0));
+    w[1] = O::mul(O::set1(d * sch[2 + g]), O::to_float(q.q1));
+    w[2] = O::mul(O::set1(d * sch[4 + g]), O::to_float(q.q2));
+    w[3] = O::mul(O::set1(d * sch[6 + g]), O::to_float(q.q3));
+  }
+};
+
+// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1) and NB vectors, R rows at a time.
+template <class O, int NB, class Chunks>
+inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                            int64_t n, const float* X, int64_t ldx, float* Y, int64_t ldy) {
+  using F = typename O::F;
+  constexpr int W = O::W, V = Chunks::V;
+  // rows at once: R * NB accumulators and R * V weights must fit the registers
+  constexpr int R = W >= 16 && V <= 4 ? 2 : 1;
+  const int64_t nc = Chunks::chunks(n);
+  for (int64_t r = r0; r < r1; r += R) {
+    const int nr = r + R <= r1 ? R : 1;
+    const std::byte* w[R];
+    for (int k = 0; k < R; ++k) w[k] = rows + (r + (k < nr ? k : 0)) * stride;
+    F acc[R][NB];
+    for (int k = 0; k < R; ++k)
+      for (int b = 0; b < NB; ++b) acc[k][b] = O::zero();
+    for (int64_t c = 0; c < nc; ++c) {
+      F wv[R][V];
+      int64_t off[R][V];
+      for (int k = 0; k < R; ++k) Chunks::decode(w[k], c, wv[k], off[k]);
+      for (int v = 0; v < V; ++v)
+        for (int b = 0; b < NB; ++b) {
+          const F xv = O::load(X + b * ldx + off[0][v]);
+          for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k][v], xv, acc[k][b]);
+        }
+    }
+    if constexpr (requires { Chunks::tail(nullptr, 0, 0); }) {
+      const int64_t i = nc * W;
+      if (i < n) {
+        const int rest = int(n - i);
+        for (int k = 0; k < R; ++k) {
+          const F wv = Chunks::tail(w[k], i, rest);
+          for (int b = 0; b < NB; ++b)
+            acc[k][b] = O::fma(wv, O::load_part(X + b * ldx + i, rest), acc[k][b]);
+        }
+      }
+    }
+    for (int k = 0; k < nr; ++k)
+      for (int b = 0; b < NB; ++b) Y[b * ldy + r + k] = O::reduce(acc[k][b]);
+  }
+}
+
+// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1) of a matrix (row stride `stride`
+// bytes) and NB vectors of n values: each row is read once for all NB vectors.
+template <class O, int NB>
+inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                           int64_t n, const float* X, int64_t ldx, float* Y, int64_t ldy) {
+  auto run = [&]<class Chunks>() {
+    dot_rows_chunks<O, NB, Chunks>(rows, stride, r0, r1, n, X, ldx, Y, ldy);
+  };
+  switch (t) {
+    case DType::F32:
+      return run.template operator()<PlainChunks<O, DType::F32>>();
+    case DType::F16:
+      return run.template operator()<PlainChunks<O, DType::F16>>();
+    case DType::BF16:
+      return run.template operator()<PlainChunks<O, DType::BF16>>();
+    case DType::Q8_0:
+      return run.template operator()<Q8_0Chunks<O>>();
+    case DType::Q4_0:
+      return run.template operator()<Q4_0Chunks<O>>();
+    case DType::Q4_K:
+      return run.template operator()<Q4_KChunks<O>>();
+    case DType::Q6_K:
+      return run.template operator()<Q6_KChunks<O>>();
+  }
+}
+
+// The same for any number nb of vectors, 8 at a time.
+template <class O>
+inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                           int64_t n, const float* X, int64_t ldx, int64_t nb, float* Y,
+                           int64_t ldy) {
+  for (int64_t b = 0; b < nb; b += 8, X += 8 * ldx, Y += 8 * ldy) {
+    auto run = [&]<int NB>() { dot_rows_multi<O, NB>(t, rows, stride, r0, r1, n, X, ldx, Y, ldy); };
+    switch (nb - b < 8 ? nb - b : 8) {
+      case 1:
+        run.template operator()<1>();
+        break;
+      case 2:
+        run.template operator()<2>();
+        break;
+      case 3:
+        run.template operator()<3>();
+        break;
+      case 4:
+        run.template operator()<4>();
+        break;
+      case 5:
+        run.template operator()<5>();
+        break;
+      case 6:
+        run.template operator()<6>();
+        break;
+      case 7:
+        run.template operator()<7>();
+        break;
+      default:
+        run.template operator()<8>();
+        break;
+    }
+  }
+}
+
+}  // namespace mamba::simd::kernels
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
