@@ -16,9 +16,9 @@
 
 namespace mamba {
 
-// Fewest tokens of one sequence for which the chunked SSD scan beats the recurrence (measured by
-// bench/bench_ssd.cpp on a mamba2-130m layer; see the README).
-inline constexpr int64_t kSsdMinTokens = 64;
+// Fewest tokens of one sequence for which the chunked SSD scan beats the recurrence: between 4
+// and 8 on a mamba2-130m layer, 1 and 2 threads (bench/bench_ssd.cpp; see the README).
+inline constexpr int64_t kSsdMinTokens = 8;
 
 // The form of the Mamba-2 scan a prefill takes: Auto picks the chunked SSD form for runs of at
 // least kSsdMinTokens tokens and the recurrence below; the others force one (tests, benchmarks).
