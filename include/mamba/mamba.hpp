@@ -1,7 +1,7 @@
 #pragma once
-// mamba.hpp: run selective state-space (Mamba) language models on the CPU.
+// mamba.hpp: run selective state-space (Mamba and Mamba-2) language models on the CPU.
 //
-//   auto model = mamba::Model::load("path/to/mamba-130m-hf");   // or a .gguf file
+//   auto model = mamba::Model::load("path/to/mamba-130m-hf");   // or a .gguf, or a Mamba-2
 //   auto state = model.new_state();
 //   std::vector<float> logits = model.prefill(tokens, state);
 //   logits = model.step(next_token, state);
