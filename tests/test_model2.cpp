@@ -3,6 +3,7 @@
 // prefill leaves the same state, and prefill then step equals stepping all the way.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <mamba/mamba.hpp>
 #include <mamba/model/check_weights.hpp>
 
@@ -66,7 +67,10 @@ TYPED_TEST(Mamba2Test, LogitsMatchFloat64ReferenceThroughEveryPath) {
       SCOPED_TRACE(std::string(name) + " path " + std::to_string(static_cast<int>(path)));
       auto state = model.new_state();
       const auto logits = model.prefill(ref.tokens, state, mamba::Logits::All, path);
-      EXPECT_LE(relative_error(logits, ref.logits), tolerance<TypeParam>());
+      const double err = relative_error(logits, ref.logits);
+      EXPECT_LE(err, tolerance<TypeParam>());
+      std::printf("[ measured ] %-13s %-6s path %d relative error %.2e\n", name,
+                  sizeof(TypeParam) == 4 ? "float" : "double", static_cast<int>(path), err);
       EXPECT_EQ(state.n_tokens, static_cast<int64_t>(ref.tokens.size()));
     }
   }
@@ -170,6 +174,8 @@ TEST(Mamba2, GgufMatchesTheReferenceOnTheStoredWeights) {
       const double err =
           relative_error(model.prefill(ref.tokens, state, mamba::Logits::All, path), ref.logits);
       EXPECT_LE(err, 1e-5);
+      std::printf("[ measured ] %-12s path %d relative error %.2e\n", name,
+                  static_cast<int>(path), err);
     }
     const auto dbl = mamba::BasicModel<double>::load(ref.dir + "/model.gguf");
     auto state = dbl.new_state();
