@@ -135,14 +135,29 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
   // rows at once: R * NB accumulators and R * V weights must fit the registers
   constexpr int R = W >= 16 && V <= 4 ? 2 : 1;
   const int64_t nc = Chunks::chunks(n);
+  // The weights stream from memory (the model is far larger than the caches) and, with NB
+  // vectors' FMAs per weight, slowly enough that the hardware prefetchers fall behind at the 4 KiB
+  // pages: without this, F32 and F16 in_proj (3072 x 768) ran at 25-35 GFLOP/s from memory and
+  // 70-80 from L3. So each chunk prefetches its place kAhead rows on into L2 (not L1: with
+  // 1536-wide vectors, X fills most of it); cb: a chunk's bytes, about.
+  constexpr int64_t kAhead = 4;
+  const int64_t cb = nc > 0 ? stride / nc : 0;
   for (int64_t r = r0; r < r1; r += R) {
     const int nr = r + R <= r1 ? R : 1;
     const std::byte* w[R];
     for (int k = 0; k < R; ++k) w[k] = rows + (r + (k < nr ? k : 0)) * stride;
+    const std::byte* pf[R];  // the same place kAhead rows on (the last row of the range at most)
+    for (int k = 0; k < R; ++k) {
+      const int64_t a = r + k + kAhead;
+      pf[k] = rows + (a < r1 ? a : r1 - 1) * stride;
+    }
     F acc[R][NB];
     for (int k = 0; k < R; ++k)
       for (int b = 0; b < NB; ++b) acc[k][b] = O::zero();
     for (int64_t c = 0; c < nc; ++c) {
+#if defined(__GNUC__) || defined(__clang__)
+      for (int k = 0; k < R; ++k) __builtin_prefetch(pf[k] + c * cb, 0, 2);  // to L2
+#endif
       F wv[R][V];
       int64_t off[R][V];
       for (int k = 0; k < R; ++k) Chunks::decode(w[k], c, wv[k], off[k]);
