@@ -7,8 +7,8 @@
 //   decode tokens/s and efficiency = weight bytes per token x tokens/s / streaming bandwidth.
 #include <benchmark/benchmark.h>
 
-#include <map>
 #include <mamba/mamba.hpp>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,12 +76,12 @@ void register_all() {
     b->ArgName("threads")->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
   };
   for (auto [name, type] : kTypes)
-    benchmark::RegisterBenchmark((std::string("BM_Mamba2Decode/") + name).c_str(),
-                                 BM_Mamba2Decode, type)
+    benchmark::RegisterBenchmark((std::string("BM_Mamba2Decode/") + name).c_str(), BM_Mamba2Decode,
+                                 type)
         ->Apply(threads)
         ->MinTime(2.0);
-  for (auto [path_name, path] : {std::pair{"recurrence", ScanPath::Recurrence},
-                                 std::pair{"chunked", ScanPath::Chunked}})
+  for (auto [path_name, path] :
+       {std::pair{"recurrence", ScanPath::Recurrence}, std::pair{"chunked", ScanPath::Chunked}})
     for (auto [name, type] : {kTypes[0], kTypes[2]})
       benchmark::RegisterBenchmark(
           (std::string("BM_Mamba2Prefill/") + name + "/" + path_name).c_str(), BM_Mamba2Prefill,

@@ -70,8 +70,7 @@ std::map<std::pair<DType, int>, double>& single_decode_rate() {
 
 void BM_Decode(benchmark::State& st, DType type) {
   const int threads = static_cast<int>(st.range(0));
-  single_decode_rate()[{type, threads}] =
-      mamba::bench::run_decode(st, model_for(type), threads);
+  single_decode_rate()[{type, threads}] = mamba::bench::run_decode(st, model_for(type), threads);
 }
 
 // Decode with int8 activations (QuantizedDot::Int8), and its accuracy effect: the relative error

@@ -8,10 +8,10 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <chrono>
-#include <map>
 #include <mamba/mamba.hpp>
 #include <mamba/ops/simd/simd.hpp>
 #include <mamba/ops/threads.hpp>
+#include <map>
 #include <numeric>
 #include <vector>
 
@@ -26,10 +26,10 @@ inline double weight_bytes_per_token(const Model& model) {
   const auto& w = model.weights();
   double bytes = w.lm_head.bytes() + 4.0 * w.norm_f.size();
   for (const auto& l : w.layers)
-    bytes += l.in_proj.bytes() + l.x_proj.bytes() + l.dt_proj.bytes() + l.out_proj.bytes() +
-             4.0 * (l.norm.size() + l.conv_w.size() + l.conv_b.size() + l.dt_bias.size() +
-                    l.A.size() + l.D.size() + l.gate_norm.size() + l.in_proj_bias.size() +
-                    l.out_proj_bias.size());
+    bytes +=
+        l.in_proj.bytes() + l.x_proj.bytes() + l.dt_proj.bytes() + l.out_proj.bytes() +
+        4.0 * (l.norm.size() + l.conv_w.size() + l.conv_b.size() + l.dt_bias.size() + l.A.size() +
+               l.D.size() + l.gate_norm.size() + l.in_proj_bias.size() + l.out_proj_bias.size());
   return bytes;
 }
 

@@ -1,6 +1,7 @@
-// State files on arbitrary bytes, as float and as double, for a micro Mamba-1 and Mamba-2 model. The input is tried
-// as it is and once more with its checksum (and config fingerprint) made right, so the fuzzer
-// gets past the checksum to the checks behind it. A state that loads saves back to the bytes.
+// State files on arbitrary bytes, as float and as double, for a micro Mamba-1 and Mamba-2 model.
+// The input is tried as it is and once more with its checksum (and config fingerprint) made right,
+// so the fuzzer gets past the checksum to the checks behind it. A state that loads saves back to
+// the bytes.
 #include <mamba/model/state_io.hpp>
 
 #include "fuzz_common.hpp"

@@ -104,10 +104,13 @@ TEST(CliGenerate, GreedyTokensEqualTheLibrary) {
 
 TEST(CliGenerate, ErrorsExitOneWithOneLine) {
   const std::string m = std::string("-m ").append(ReferenceFixture::load("tiny").dir);
-  const std::vector<std::string> cases = {
-      "-m /nonexistent/model --tokens 1", m + " --tokens 1,x",  m + " --tokens 1 -n -4",
-      m + " --bogus",                     m,                    m + " --tokens 99999",
-      m + " --tokens 1 -n"};
+  const std::vector<std::string> cases = {"-m /nonexistent/model --tokens 1",
+                                          m + " --tokens 1,x",
+                                          m + " --tokens 1 -n -4",
+                                          m + " --bogus",
+                                          m,
+                                          m + " --tokens 99999",
+                                          m + " --tokens 1 -n"};
   for (const std::string& args : cases) {
     SCOPED_TRACE(args);
     const CliResult r = run(args);

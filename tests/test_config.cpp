@@ -9,14 +9,15 @@
 
 namespace {
 
-using nlohmann::json;
 using mamba::ModelConfig;
+using nlohmann::json;
 
 TEST(Config, HuggingFaceKeysAndDefaults) {
-  const auto c = ModelConfig::from_json(
-      json{{"hidden_size", 768}, {"num_hidden_layers", 24}, {"vocab_size", 50280},
-           {"model_type", "mamba"}},
-      "t");
+  const auto c = ModelConfig::from_json(json{{"hidden_size", 768},
+                                             {"num_hidden_layers", 24},
+                                             {"vocab_size", 50280},
+                                             {"model_type", "mamba"}},
+                                        "t");
   EXPECT_EQ(c.d_model, 768);
   EXPECT_EQ(c.n_layer, 24);
   EXPECT_EQ(c.vocab_size, 50280);
@@ -32,13 +33,21 @@ TEST(Config, HuggingFaceKeysAndDefaults) {
 }
 
 TEST(Config, HuggingFaceExplicitValues) {
-  const auto c = ModelConfig::from_json(
-      json{{"hidden_size", 100}, {"num_hidden_layers", 3}, {"vocab_size", 77},
-           {"state_size", 8}, {"conv_kernel", 3}, {"expand", 3}, {"intermediate_size", 320},
-           {"time_step_rank", "auto"}, {"layer_norm_epsilon", 1e-6}, {"use_bias", true},
-           {"use_conv_bias", false}, {"tie_word_embeddings", false},
-           {"model_type", "falcon_mamba"}, {"mixer_rms_eps", 1e-4}},
-      "t");
+  const auto c = ModelConfig::from_json(json{{"hidden_size", 100},
+                                             {"num_hidden_layers", 3},
+                                             {"vocab_size", 77},
+                                             {"state_size", 8},
+                                             {"conv_kernel", 3},
+                                             {"expand", 3},
+                                             {"intermediate_size", 320},
+                                             {"time_step_rank", "auto"},
+                                             {"layer_norm_epsilon", 1e-6},
+                                             {"use_bias", true},
+                                             {"use_conv_bias", false},
+                                             {"tie_word_embeddings", false},
+                                             {"model_type", "falcon_mamba"},
+                                             {"mixer_rms_eps", 1e-4}},
+                                        "t");
   EXPECT_EQ(c.d_inner, 320);
   EXPECT_EQ(c.dt_rank, 7);  // ceil(100 / 16)
   EXPECT_EQ(c.d_conv, 3);
@@ -51,20 +60,26 @@ TEST(Config, HuggingFaceExplicitValues) {
 }
 
 TEST(Config, StateSpacesLayoutPadsTheVocab) {
-  const auto c = ModelConfig::from_json(
-      json{{"d_model", 768}, {"n_layer", 24}, {"vocab_size", 50277},
-           {"ssm_cfg", json::object()}, {"rms_norm", true}, {"residual_in_fp32", true},
-           {"fused_add_norm", true}, {"pad_vocab_size_multiple", 8}},
-      "t");
+  const auto c = ModelConfig::from_json(json{{"d_model", 768},
+                                             {"n_layer", 24},
+                                             {"vocab_size", 50277},
+                                             {"ssm_cfg", json::object()},
+                                             {"rms_norm", true},
+                                             {"residual_in_fp32", true},
+                                             {"fused_add_norm", true},
+                                             {"pad_vocab_size_multiple", 8}},
+                                        "t");
   EXPECT_EQ(c.vocab_size, 50280);
   EXPECT_EQ(c.d_state, 16);
   EXPECT_EQ(c.d_inner, 1536);
   EXPECT_EQ(c.dt_rank, 48);
-  const auto d = ModelConfig::from_json(
-      json{{"d_model", 64}, {"n_layer", 2}, {"vocab_size", 10},
-           {"ssm_cfg", {{"d_state", 4}, {"d_conv", 2}, {"dt_rank", 9}}},
-           {"pad_vocab_size_multiple", 16}},
-      "t");
+  const auto d =
+      ModelConfig::from_json(json{{"d_model", 64},
+                                  {"n_layer", 2},
+                                  {"vocab_size", 10},
+                                  {"ssm_cfg", {{"d_state", 4}, {"d_conv", 2}, {"dt_rank", 9}}},
+                                  {"pad_vocab_size_multiple", 16}},
+                             "t");
   EXPECT_EQ(d.vocab_size, 16);
   EXPECT_EQ(d.d_state, 4);
   EXPECT_EQ(d.d_conv, 2);
@@ -107,10 +122,18 @@ TEST(Config, RejectsImpossibleValuesWithTheirNames) {
 
 // transformers' Mamba2Config as mamba2-130m's config.json spells it.
 json mamba2_130m() {
-  return json{{"model_type", "mamba2"}, {"hidden_size", 768},   {"num_hidden_layers", 24},
-              {"vocab_size", 50288},    {"num_heads", 24},      {"head_dim", 64},
-              {"n_groups", 1},          {"state_size", 128},    {"expand", 2},
-              {"conv_kernel", 4},       {"chunk_size", 256},    {"tie_word_embeddings", true},
+  return json{{"model_type", "mamba2"},
+              {"hidden_size", 768},
+              {"num_hidden_layers", 24},
+              {"vocab_size", 50288},
+              {"num_heads", 24},
+              {"head_dim", 64},
+              {"n_groups", 1},
+              {"state_size", 128},
+              {"expand", 2},
+              {"conv_kernel", 4},
+              {"chunk_size", 256},
+              {"tie_word_embeddings", true},
               {"layer_norm_epsilon", 1e-5}};
 }
 
@@ -142,9 +165,8 @@ TEST(Config, Mamba2HuggingFace) {
 TEST(Config, Mamba2TimeStepLimitSpellings) {
   std::string text = mamba2_130m().dump();
   text.pop_back();
-  for (const char* limit :
-       {R"([0.0, Infinity])", R"([0.0, "Infinity"])", R"([0.0, {"__float__": "Infinity"}])",
-        R"([0, "inf"])"}) {
+  for (const char* limit : {R"([0.0, Infinity])", R"([0.0, "Infinity"])",
+                            R"([0.0, {"__float__": "Infinity"}])", R"([0, "inf"])"}) {
     SCOPED_TRACE(limit);
     const auto c = ModelConfig::from_json_text(text + R"(,"time_step_limit":)" + limit + "}", "t");
     EXPECT_EQ(c.dt_min, 0.0);
@@ -177,16 +199,15 @@ TEST(Config, Mamba2TimeStepLimitSpellings) {
 }
 
 TEST(Config, Mamba2StateSpaces) {
-  const auto c = ModelConfig::from_json(
-      json{{"d_model", 768},
-           {"n_layer", 24},
-           {"d_intermediate", 0},
-           {"vocab_size", 50277},
-           {"ssm_cfg", {{"layer", "Mamba2"}}},
-           {"attn_layer_idx", json::array()},
-           {"rms_norm", true},
-           {"pad_vocab_size_multiple", 16}},
-      "t");
+  const auto c = ModelConfig::from_json(json{{"d_model", 768},
+                                             {"n_layer", 24},
+                                             {"d_intermediate", 0},
+                                             {"vocab_size", 50277},
+                                             {"ssm_cfg", {{"layer", "Mamba2"}}},
+                                             {"attn_layer_idx", json::array()},
+                                             {"rms_norm", true},
+                                             {"pad_vocab_size_multiple", 16}},
+                                        "t");
   EXPECT_EQ(c.arch, mamba::Arch::Mamba2);
   EXPECT_EQ(c.vocab_size, 50288);
   EXPECT_EQ(c.d_state, 128);
@@ -195,22 +216,26 @@ TEST(Config, Mamba2StateSpaces) {
   EXPECT_EQ(c.ngroups, 1);
   EXPECT_EQ(c.chunk_size, 256);
   EXPECT_FALSE(c.clamps_dt());
-  const auto d = ModelConfig::from_json(
-      json{{"d_model", 64},
-           {"n_layer", 2},
-           {"vocab_size", 10},
-           {"ssm_cfg",
-            {{"layer", "Mamba2"}, {"d_state", 16}, {"headdim", 32}, {"ngroups", 2},
-             {"chunk_size", 64}, {"dt_limit", {0.01, 0.2}}, {"conv_bias", false}}}},
-      "t");
+  const auto d = ModelConfig::from_json(json{{"d_model", 64},
+                                             {"n_layer", 2},
+                                             {"vocab_size", 10},
+                                             {"ssm_cfg",
+                                              {{"layer", "Mamba2"},
+                                               {"d_state", 16},
+                                               {"headdim", 32},
+                                               {"ngroups", 2},
+                                               {"chunk_size", 64},
+                                               {"dt_limit", {0.01, 0.2}},
+                                               {"conv_bias", false}}}},
+                                        "t");
   EXPECT_EQ(d.nheads, 4);
   EXPECT_EQ(d.ngroups, 2);
   EXPECT_EQ(d.chunk_size, 64);
   EXPECT_DOUBLE_EQ(d.dt_max, 0.2);
   EXPECT_FALSE(d.use_conv_bias);
   // what this library does not run is named
-  const json base{{"d_model", 64}, {"n_layer", 2}, {"vocab_size", 10},
-                  {"ssm_cfg", {{"layer", "Mamba2"}}}};
+  const json base{
+      {"d_model", 64}, {"n_layer", 2}, {"vocab_size", 10}, {"ssm_cfg", {{"layer", "Mamba2"}}}};
   for (const auto& [patch, needle] : std::vector<std::pair<json, std::string>>{
            {{{"d_intermediate", 256}}, "d_intermediate"},
            {{{"attn_layer_idx", {1}}}, "attn_layer_idx"},

@@ -20,9 +20,13 @@ const mamba::ScanPath kPaths[] = {mamba::ScanPath::Auto, mamba::ScanPath::Recurr
 template <class T>
 double tolerance();
 template <>
-double tolerance<float>() { return 1e-5; }
+double tolerance<float>() {
+  return 1e-5;
+}
 template <>
-double tolerance<double>() { return 1e-12; }
+double tolerance<double>() {
+  return 1e-12;
+}
 
 template <class T>
 std::vector<double> rows(const std::vector<T>& v, size_t first, size_t count, size_t width) {
@@ -174,13 +178,12 @@ TEST(Mamba2, GgufMatchesTheReferenceOnTheStoredWeights) {
       const double err =
           relative_error(model.prefill(ref.tokens, state, mamba::Logits::All, path), ref.logits);
       EXPECT_LE(err, 1e-5);
-      std::printf("[ measured ] %-12s path %d relative error %.2e\n", name,
-                  static_cast<int>(path), err);
+      std::printf("[ measured ] %-12s path %d relative error %.2e\n", name, static_cast<int>(path),
+                  err);
     }
     const auto dbl = mamba::BasicModel<double>::load(ref.dir + "/model.gguf");
     auto state = dbl.new_state();
-    EXPECT_LE(relative_error(dbl.prefill(ref.tokens, state, mamba::Logits::All), ref.logits),
-              1e-9);
+    EXPECT_LE(relative_error(dbl.prefill(ref.tokens, state, mamba::Logits::All), ref.logits), 1e-9);
   }
 }
 

@@ -389,8 +389,7 @@ TEST(StateIo, Mamba2FormatIsAsDocumented) {
     auto damaged = b;
     damaged[i] ^= std::byte{0x41};
     ASSERT_THROW(mamba::state_from_bytes<float>(damaged, config), mamba::FormatError) << i;
-    ASSERT_THROW(mamba::state_from_bytes<float>(std::span(b).first(i), config),
-                 mamba::FormatError)
+    ASSERT_THROW(mamba::state_from_bytes<float>(std::span(b).first(i), config), mamba::FormatError)
         << i;
   }
 }
@@ -423,9 +422,9 @@ TEST(StateIo, Mamba2StatesBelongToTheirModel) {
     EXPECT_NE(std::string(e.what()).find("Mamba-2 with nheads 8"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("Mamba-1"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(mamba::state_from_bytes<float>(
-                   mamba::state_to_bytes(m1, patterned_state<float>(m1)), m2),
-               mamba::FormatError);
+  EXPECT_THROW(
+      mamba::state_from_bytes<float>(mamba::state_to_bytes(m1, patterned_state<float>(m1)), m2),
+      mamba::FormatError);
   // absurd Mamba-2 header fields, resealed: refused before anything is allocated
   auto edited = [&](size_t at, uint64_t v) {
     auto b = bytes;

@@ -21,7 +21,9 @@ namespace mamba {
 // heads, and the gate is a grouped RMSNorm (../shared/DESIGN.md section 1b).
 enum class Arch { Mamba1, Mamba2 };
 
-inline const char* arch_name(Arch a) { return a == Arch::Mamba2 ? "mamba2" : "mamba"; }
+inline const char* arch_name(Arch a) {
+  return a == Arch::Mamba2 ? "mamba2" : "mamba";
+}
 
 struct ModelConfig {
   Arch arch = Arch::Mamba1;
@@ -31,8 +33,8 @@ struct ModelConfig {
   int64_t d_state = 16;    // N
   int64_t d_conv = 4;      // K
   int64_t expand = 2;
-  int64_t d_inner = 0;  // expand * d_model unless the checkpoint says otherwise
-  int64_t dt_rank = 0;  // R, ceil(d_model / 16) by default; Mamba-2: nheads (dt is per head)
+  int64_t d_inner = 0;      // expand * d_model unless the checkpoint says otherwise
+  int64_t dt_rank = 0;      // R, ceil(d_model / 16) by default; Mamba-2: nheads (dt is per head)
   double norm_eps = 1e-5;   // RMSNorm epsilon of the block and final norms
   double mixer_eps = 1e-6;  // Falcon-Mamba's weightless RMSNorm on dt, B, C
   bool use_bias = false;    // in_proj / out_proj biases
@@ -207,8 +209,7 @@ struct ModelConfig {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return;
     if (!it->is_array() || it->size() != 2)
-      throw FormatError(source + ": config key '" + key + "' must be [min, max], is " +
-                        it->dump());
+      throw FormatError(source + ": config key '" + key + "' must be [min, max], is " + it->dump());
     c.dt_min = limit_value((*it)[0], source);
     c.dt_max = limit_value((*it)[1], source);
   }
@@ -295,9 +296,11 @@ struct ModelConfig {
     read_time_step_limit(ssm, "dt_limit", c, source);
     c.use_bias = get<bool>(ssm, "bias", false, source);
     c.use_conv_bias = get<bool>(ssm, "conv_bias", true, source);
-    if (!get<bool>(ssm, "rmsnorm", true, source) || get<bool>(ssm, "norm_before_gate", false, source))
-      throw Error(source + ": Mamba-2 needs the gated RMSNorm after the gate (rmsnorm true, "
-                           "norm_before_gate false)");
+    if (!get<bool>(ssm, "rmsnorm", true, source) ||
+        get<bool>(ssm, "norm_before_gate", false, source))
+      throw Error(source +
+                  ": Mamba-2 needs the gated RMSNorm after the gate (rmsnorm true, "
+                  "norm_before_gate false)");
     const int64_t d_ssm = get<int64_t>(ssm, "d_ssm", c.d_inner, source);
     if (d_ssm != c.d_inner)
       throw Error(source + ": Mamba-2 with d_ssm " + std::to_string(d_ssm) + " != d_inner " +
@@ -318,9 +321,8 @@ struct ModelConfig {
     c.tie_embeddings = get<bool>(j, "tie_embeddings", true, source);
     if (!get<bool>(j, "rms_norm", true, source))
       throw Error(source + ": LayerNorm checkpoints (rms_norm false) are not supported");
-    const nlohmann::json ssm = j.contains("ssm_cfg") && j["ssm_cfg"].is_object()
-                                   ? j["ssm_cfg"]
-                                   : nlohmann::json::object();
+    const nlohmann::json ssm =
+        j.contains("ssm_cfg") && j["ssm_cfg"].is_object() ? j["ssm_cfg"] : nlohmann::json::object();
     if (get<int64_t>(j, "d_intermediate", 0, source) != 0)
       throw Error(source + ": d_intermediate > 0 (an MLP after each mixer) is not supported");
     if (j.contains("attn_layer_idx") && j["attn_layer_idx"].is_array() &&

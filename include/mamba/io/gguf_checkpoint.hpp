@@ -21,9 +21,9 @@
 //   blk.N.ssm_dt.bias          ...mixer.dt_bias                   (nheads)
 //   blk.N.ssm_a / ssm_d        ...mixer.A / mixer.D               ne {1, nheads}
 //   blk.N.ssm_norm.weight      ...mixer.norm.weight               ne {d_inner/G, G}
-// and the keys mamba2.ssm.group_count, mamba2.ssm.time_step_rank (= nheads). llama.cpp's files carry
-// neither chunk_size (256 is used) nor time_step_limit (none); ours add mamba2.ssm.time_step_min /
-// time_step_max when the model has a limit.
+// and the keys mamba2.ssm.group_count, mamba2.ssm.time_step_rank (= nheads). llama.cpp's files
+// carry neither chunk_size (256 is used) nor time_step_limit (none); ours add
+// mamba2.ssm.time_step_min / time_step_max when the model has a limit.
 //
 // Falcon-Mamba: `mamba.ssm.dt_b_c_rms = true`. GGUF has no key for its epsilon (llama.cpp uses
 // the layer-norm epsilon); we keep Hugging Face's mixer_rms_eps default, 1e-6, as DESIGN.md says.

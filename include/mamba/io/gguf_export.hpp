@@ -117,8 +117,9 @@ inline std::vector<int64_t> gguf_tensor_ne(const std::string& gguf,
   if (c.arch == Arch::Mamba2) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
-    if (is("ssm_a") || is("ssm_d")) return n == c.nheads ? std::vector<int64_t>{1, c.nheads}
-                                                          : std::vector<int64_t>{c.headdim, c.nheads};
+    if (is("ssm_a") || is("ssm_d"))
+      return n == c.nheads ? std::vector<int64_t>{1, c.nheads}
+                           : std::vector<int64_t>{c.headdim, c.nheads};
     if (is("ssm_norm.weight")) return {c.d_inner / c.ngroups, c.ngroups};
   }
   std::vector<int64_t> ne(shape.rbegin(), shape.rend());

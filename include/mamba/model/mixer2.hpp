@@ -49,8 +49,8 @@ inline void mamba2_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T
                        ws.x.data());
   } else {
     for (int64_t t = 0; t < n; ++t)
-      causal_conv1d_step(CD, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
-                         xBC_in + t * d_in, ws.x.data() + t * CD);
+      causal_conv1d_step(CD, K, w.conv_w.data(), conv_b, state_of(t).conv.data(), xBC_in + t * d_in,
+                         ws.x.data() + t * CD);
   }
   silu_inplace(ws.x.data(), n * CD);
 

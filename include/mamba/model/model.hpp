@@ -49,8 +49,8 @@ class BasicModel {
   // Feeds tokens into the state. Returns the logits of the last position (vocab_size values), or
   // of every position (n_tokens x vocab_size, row-major) with Logits::All. `path` forces one form
   // of the Mamba-2 scan (see ScanPath); the default picks the faster.
-  std::vector<T> prefill(std::span<const int32_t> tokens, State& state,
-                         Logits which = Logits::Last, ScanPath path = ScanPath::Auto) const {
+  std::vector<T> prefill(std::span<const int32_t> tokens, State& state, Logits which = Logits::Last,
+                         ScanPath path = ScanPath::Auto) const {
     if (tokens.empty()) throw ArgumentError("prefill: no tokens");
     std::vector<T> logits((which == Logits::All ? tokens.size() : 1) * config_.vocab_size);
     thread_local Workspace<T> ws;  // kept: a prompt after the first allocates nothing
@@ -105,8 +105,7 @@ class BasicModel {
     const bool fits =
         static_cast<int64_t>(state.layers.size()) == config_.n_layer &&
         std::all_of(state.layers.begin(), state.layers.end(), [&](const LayerState<T>& l) {
-          return static_cast<int64_t>(l.conv.size()) ==
-                     (config_.d_conv - 1) * config_.conv_dim() &&
+          return static_cast<int64_t>(l.conv.size()) == (config_.d_conv - 1) * config_.conv_dim() &&
                  static_cast<int64_t>(l.ssm.size()) == config_.d_inner * config_.d_state;
         });
     if (!fits) throw ArgumentError("state was made for a model of another shape");

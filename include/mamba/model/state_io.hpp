@@ -115,8 +115,8 @@ struct ConfigFields {
     s << "use_bias " << ((flags & 1u) != 0) << ", use_conv_bias " << ((flags & 2u) != 0)
       << ", tie_embeddings " << ((flags & 4u) != 0) << ", dt_b_c_rms " << ((flags & 8u) != 0);
     if (mamba2())
-      s << ", Mamba-2 with nheads " << heads[0] << ", ngroups " << heads[1]
-        << ", time_step_limit [" << dt_limit[0] << ", " << dt_limit[1] << "]";
+      s << ", Mamba-2 with nheads " << heads[0] << ", ngroups " << heads[1] << ", time_step_limit ["
+        << dt_limit[0] << ", " << dt_limit[1] << "]";
     else
       s << ", Mamba-1";
     return s.str();
@@ -217,9 +217,8 @@ std::vector<std::byte> state_to_bytes(const ModelConfig& config, const BasicStat
                           ")");
 
   const ConfigFields fields = ConfigFields::of(config);
-  std::vector<std::byte> out(fields.header_size() +
-                             state.layers.size() * (conv + ssm) * sizeof(T) + tokens.size() * 4 +
-                             kChecksumSize);
+  std::vector<std::byte> out(fields.header_size() + state.layers.size() * (conv + ssm) * sizeof(T) +
+                             tokens.size() * 4 + kChecksumSize);
   Writer w(out);
   w.bytes(kMagic, sizeof kMagic);
   w.u32(fields.version());
@@ -301,9 +300,8 @@ SavedState<T> state_from_bytes(std::span<const std::byte> bytes, const ModelConf
     shape.arch = Arch::Mamba2;
     shape.nheads = saved.heads[0];
     shape.ngroups = saved.heads[1];
-    shape.headdim = shape.nheads > 0 && shape.d_inner % shape.nheads == 0
-                        ? shape.d_inner / shape.nheads
-                        : 0;
+    shape.headdim =
+        shape.nheads > 0 && shape.d_inner % shape.nheads == 0 ? shape.d_inner / shape.nheads : 0;
     shape.dt_min = saved.dt_limit[0];
     shape.dt_max = saved.dt_limit[1];
   }
@@ -312,8 +310,8 @@ SavedState<T> state_from_bytes(std::span<const std::byte> bytes, const ModelConf
   } catch (const ShapeError& e) {
     throw fail(std::string("implausible header: ") + e.what());
   }
-  const uint64_t per_layer = static_cast<uint64_t>((shape.d_conv - 1) * shape.conv_dim() +
-                                                   shape.d_inner * shape.d_state);
+  const uint64_t per_layer =
+      static_cast<uint64_t>((shape.d_conv - 1) * shape.conv_dim() + shape.d_inner * shape.d_state);
   const uint64_t data = static_cast<uint64_t>(shape.n_layer) * per_layer * scalar;
   const uint64_t fixed = header + data + kChecksumSize;
   if (size < fixed || n_ids > (size - fixed) / 4)

@@ -1,7 +1,7 @@
 #pragma once
-// The weights of a Mamba-1 or Mamba-2 model as views. Matrices stay in their stored type and point into the
-// checkpoint's mapping; the small per-channel vectors are converted once to the compute scalar T
-// (and A = -exp(A_log) is computed once) into storage the Weights own.
+// The weights of a Mamba-1 or Mamba-2 model as views. Matrices stay in their stored type and point
+// into the checkpoint's mapping; the small per-channel vectors are converted once to the compute
+// scalar T (and A = -exp(A_log) is computed once) into storage the Weights own.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
