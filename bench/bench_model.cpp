@@ -32,7 +32,6 @@ using mamba::bench::best_seconds;
 using mamba::bench::Clock;
 using mamba::bench::sgemm_flops;
 using mamba::bench::streaming_bandwidth;
-using mamba::bench::weight_bytes_per_token;
 
 const mamba::Model& model_for(DType type) {
   static std::map<DType, std::unique_ptr<mamba::Model>> models;
@@ -78,7 +77,6 @@ void BM_Decode(benchmark::State& st, DType type) {
 void BM_DecodeInt8(benchmark::State& st, DType type) {
   const int threads = static_cast<int>(st.range(0));
   const auto& model = model_for(type);
-  const double ceiling = streaming_bandwidth(threads);
   mamba::set_num_threads(threads);
   std::vector<int32_t> prefix(16);
   for (size_t i = 0; i < prefix.size(); ++i) prefix[i] = (i * 977 + 5) % 50000;
@@ -92,25 +90,13 @@ void BM_DecodeInt8(benchmark::State& st, DType type) {
     auto s = model.new_state();
     for (int32_t t : prefix) approx = model.step(t, s);
   }
-  auto state = model.new_state();
-  std::vector<float> logits(model.vocab_size());
-  int32_t token = 1;
-  const auto t0 = Clock::now();
-  for (auto _ : st) {
-    model.step(token, state, logits);
-    token = (token * 31 + 7) % 50000;
-    benchmark::DoNotOptimize(logits.data());
-  }
-  const double tps = st.iterations() / std::chrono::duration<double>(Clock::now() - t0).count();
+  mamba::bench::run_decode(st, model, threads);
   mamba::set_quantized_dot(mamba::QuantizedDot::Float);
   double num = 0, den = 0;
   for (size_t i = 0; i < exact.size(); ++i) {
     num += double(approx[i] - exact[i]) * (approx[i] - exact[i]);
     den += double(exact[i]) * exact[i];
   }
-  const double bytes = weight_bytes_per_token(model);
-  st.counters["tokens/s"] = tps;
-  st.counters["efficiency"] = bytes * tps / ceiling;
   st.counters["logits_rel_err"] = std::sqrt(num / den);
 }
 
