@@ -81,13 +81,15 @@ inline void matvec(const MatrixView& W, const T* x, T* y) {
     const ActType act = activation_type(W.type);
     const int64_t stride = W.row_stride();
     if (act != ActType::F32 && quantized_dot() == QuantizedDot::Int8) {
+      // quantized once, packed once (64-byte aligned) for every row's kernel
       thread_local std::vector<std::byte> xq;
       xq.resize(activation_bytes(act, W.cols));
       simd::quantize_activation(act, x, xq.data(), W.cols);
-      const std::byte* xqp = xq.data();  // (the workers' own thread_local copies are empty)
+      const std::byte* xp = simd::pack_activation(
+          W.type, xq.data(), W.cols, simd::scratch(simd::packed_bytes(W.type, W.cols)));
       parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
-          y[r] = simd::dot_row_q8(W.type, W.data + r * stride, xqp, W.cols);
+          y[r] = simd::dot_row_packed(W.type, W.data + r * stride, xp, W.cols);
       });
       return;
     }

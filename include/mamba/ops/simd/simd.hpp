@@ -6,6 +6,7 @@
 // against a packet interface (ops_scalar.hpp documents it) and tested against its scalar twin.
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "mamba/ops/dtype.hpp"
 #include "mamba/ops/quant.hpp"
@@ -46,15 +47,44 @@ using kernels::needs_block_sums;
 inline void block_sums32(const float* x, int64_t n, float* xsum) {
   kernels::block_sums32<Best>(x, n, xsum);
 }
-// row . x for a block-quantized row (Q8_0, Q4_0, Q4_K, Q6_K) with x quantized by
-// quantize_activation(activation_type(t), ...): integer products per block (AVX-512 VNNI), else
-// the scalar twin.
-inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int64_t n) {
+// The same for many rows against one x: pack_activation rearranges xq once (into `out`,
+// packed_bytes(t, n), 64-byte aligned) and returns what dot_row_packed takes.
+inline int64_t packed_bytes(DType t, int64_t n) {
 #if defined(MAMBA_SIMD_AVX512_VNNI)
-  return vnni::dot_row_q8(t, row, xq, n);
+  return vnni::packed_bytes(t, n);
 #else
-  return vec_dot_row_q8(t, row, xq, n);
+  return activation_bytes(activation_type(t), n);
 #endif
+}
+inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n, std::byte* out) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  return vnni::pack_activation(t, xq, n, out);
+#else
+  (void)t, (void)n, (void)out;
+  return xq;
+#endif
+}
+inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, int64_t n) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  return vnni::dot_row_packed(t, row, xp, n);
+#else
+  return vec_dot_row_q8(t, row, xp, n);
+#endif
+}
+
+// A 64-byte aligned buffer of at least `bytes`, one per thread, reused by the next call.
+inline std::byte* scratch(int64_t bytes) {
+  thread_local std::vector<std::byte> buf;
+  if (int64_t(buf.size()) < bytes + 64) buf.resize(size_t(bytes + 64));
+  const auto a = (reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63);
+  return reinterpret_cast<std::byte*>(a);
+}
+
+// row . x for a block-quantized row (Q8_0, Q4_0, Q4_K, Q6_K) with x quantized by
+// quantize_activation(activation_type(t), ...), for one product: integer products per block
+// (AVX-512 VNNI), else the scalar twin.
+inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int64_t n) {
+  return dot_row_packed(t, row, pack_activation(t, xq, n, scratch(packed_bytes(t, n))), n);
 }
 // quantize_activation (ops/quant.hpp), vectorized: the same bytes.
 inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64_t n) {
