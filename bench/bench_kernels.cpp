@@ -40,7 +40,7 @@ const std::vector<std::byte>& matrix(DType t) {
 
 void BM_Matvec(benchmark::State& st, DType type, mamba::QuantizedDot mode) {
   mamba::set_num_threads(static_cast<int>(st.range(0)));
-  mamba::set_quantized_dot(mode);
+  mamba::QuantizedDotScope scope(mode);
   const auto& bytes = matrix(type);
   const mamba::MatrixView W{type, bytes.data(), kRows, kCols};
   std::vector<float> x(kCols, 0.5f), y(kRows);
@@ -48,7 +48,6 @@ void BM_Matvec(benchmark::State& st, DType type, mamba::QuantizedDot mode) {
     mamba::matvec(W, x.data(), y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  mamba::set_quantized_dot(mamba::QuantizedDot::Float);
   st.counters["GB/s"] = benchmark::Counter(static_cast<double>(st.iterations()) * W.bytes() / 1e9,
                                            benchmark::Counter::kIsRate);
 }

@@ -38,6 +38,7 @@ struct Options {
   bool interactive = false;
   bool quiet = false;
   bool check_weights = false;
+  bool float_dot = false;
 };
 
 const char* kUsage =
@@ -65,6 +66,8 @@ const char* kUsage =
     "                          keeping the state across turns\n"
     "      --quiet             no timing line on stderr\n"
     "      --check-weights     scan every weight for NaN/Inf, report where, and exit (1 if any)\n"
+    "      --float-dot         decode block-quantized weights against float activations (exact\n"
+    "                          up to float rounding, slower) instead of 8-bit ones (default)\n"
     "  -h, --help              this text\n";
 
 [[noreturn]] void usage_error(const std::string& what) {
@@ -158,6 +161,8 @@ Options parse(int argc, char** argv) {
       o.quiet = true;
     } else if (a == "--check-weights") {
       o.check_weights = true;
+    } else if (a == "--float-dot") {
+      o.float_dot = true;
     } else {
       usage_error("unknown argument '" + a + "'");
     }
@@ -223,6 +228,7 @@ int run(const Options& o) {
   const std::optional<mamba::Tokenizer> tok = model_tokenizer(model);
   const double load_ms = 1e3 * std::chrono::duration<double>(clock::now() - t0).count();
   if (o.threads > 0) mamba::set_num_threads(o.threads);
+  if (o.float_dot) mamba::set_quantized_dot(mamba::QuantizedDot::Float);
   if (!tok && (o.prompt || o.interactive || !o.stop.empty()))
     throw mamba::Error(o.model + ": the model has no tokenizer; give the prompt as --tokens");
 

@@ -126,6 +126,20 @@ TEST(CliGenerate, HelpExitsZero) {
   const CliResult r = run("--help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("--logits-out"), std::string::npos);
+  EXPECT_NE(r.out.find("--float-dot"), std::string::npos);
+}
+
+// Greedy decoding of a 4-bit model with float activations (--float-dot) and with the default
+// 8-bit ones: both run; on this fixture's first tokens they agree.
+TEST(CliGenerate, FloatDotDecodes) {
+  const auto ref = ReferenceFixture::load("gguf_models/q4_0");
+  const std::string args =
+      "-m " + ref.dir + "/model.gguf --tokens " + join(ref.tokens) + " -n 4 --temp 0 --quiet";
+  const CliResult exact = run(args + " --float-dot"), int8 = run(args);
+  ASSERT_EQ(exact.exit_code, 0) << exact.err;
+  ASSERT_EQ(int8.exit_code, 0) << int8.err;
+  EXPECT_FALSE(exact.out.empty());
+  EXPECT_EQ(exact.out, int8.out);
 }
 
 }  // namespace

@@ -220,9 +220,18 @@ TYPED_TEST(MatmulTest, MatchesDoubleLoops) {
       std::vector<T> Y(n * rows);
       mamba::matmul(W.view, Xt.data(), n, Y.data());
       EXPECT_LE(relative_error(Y, want), tol);
+      // one vector: exact with float activations; the default rounds them to 8 bits per block
+      // for block-quantized rows, within about 1% of the largest |x| in each block
+      const std::vector<double> want0(want.begin(), want.begin() + rows);
       std::vector<T> y(rows);
+      {
+        mamba::QuantizedDotScope exact(mamba::QuantizedDot::Float);
+        mamba::matvec(W.view, Xt.data(), y.data());
+        EXPECT_LE(relative_error(y, want0), tol);
+      }
       mamba::matvec(W.view, Xt.data(), y.data());
-      EXPECT_LE(relative_error(y, std::vector<double>(want.begin(), want.begin() + rows)), tol);
+      const bool int8 = std::is_same_v<T, float> && block > 1;
+      EXPECT_LE(relative_error(y, want0), int8 ? 3e-2 : tol);
     }
   }
 }

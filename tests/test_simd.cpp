@@ -264,7 +264,7 @@ TEST(Threads, TwoThreadsComputeWhatOneComputes) {
     const mamba::MatrixView W{t, bytes.data(), rows, cols};
     const auto X = random_floats(40 * cols, 78);
     for (auto mode : {mamba::QuantizedDot::Float, mamba::QuantizedDot::Int8}) {
-      mamba::set_quantized_dot(mode);
+      mamba::QuantizedDotScope scope(mode);
       for (int64_t n : {1, 5, 40}) {
         std::vector<float> one(n * rows), two(n * rows);
         mamba::set_num_threads(1);
@@ -285,7 +285,6 @@ TEST(Threads, TwoThreadsComputeWhatOneComputes) {
         }
       }
     }
-    mamba::set_quantized_dot(mamba::QuantizedDot::Float);
   }
   mamba::set_num_threads(0);
 }

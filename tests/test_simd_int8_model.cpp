@@ -1,5 +1,5 @@
-// The accuracy effect of int8 activations (QuantizedDot::Int8) on decode, measured on the GGUF
-// fixtures against the float64 reference on the stored weights. The float path (the default)
+// The accuracy effect of int8 activations (QuantizedDot::Int8, the default) on decode, measured
+// on the GGUF fixtures against the float64 reference on the stored weights. The float path
 // stays within 1e-5 (test_gguf_model); the integer path rounds every activation vector to 8 bits.
 #include <gtest/gtest.h>
 
@@ -10,11 +10,6 @@
 
 namespace {
 
-struct Int8Dot {  // switches the mode for one test, back to the default after
-  Int8Dot() { mamba::set_quantized_dot(mamba::QuantizedDot::Int8); }
-  ~Int8Dot() { mamba::set_quantized_dot(mamba::QuantizedDot::Float); }
-};
-
 TEST(Int8Activations, StepLogitsStayNearTheReference) {
   for (const char* name : {"q8_0", "q4_0", "q4_k", "q6_k"}) {
     SCOPED_TRACE(name);
@@ -22,6 +17,7 @@ TEST(Int8Activations, StepLogitsStayNearTheReference) {
     const auto model = mamba::Model::load(ref.dir + "/model.gguf");
     std::vector<float> exact, approx;
     {
+      mamba::QuantizedDotScope mode(mamba::QuantizedDot::Float);
       auto state = model.new_state();
       for (int32_t t : ref.tokens) {
         const auto l = model.step(t, state);
@@ -29,7 +25,7 @@ TEST(Int8Activations, StepLogitsStayNearTheReference) {
       }
     }
     {
-      Int8Dot mode;
+      mamba::QuantizedDotScope mode(mamba::QuantizedDot::Int8);
       auto state = model.new_state();
       for (int32_t t : ref.tokens) {
         const auto l = model.step(t, state);

@@ -49,18 +49,19 @@ inline void load_row(DType type, const std::byte* src, T* dst, int64_t n) {
   }
 }
 
-// How block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) meet the activations in float
-// matrix-vector products:
-//   Float (the default): each block is decoded in registers and multiplies the float activations;
-//     the result is the stored weights times x up to float rounding.
-//   Int8: x is quantized once per matrix to 8-bit blocks (Q8_0 for Q8_0/Q4_0 rows, Q8_K for
-//     K-quants) and each block is an integer dot product, as llama.cpp computes them. It reads
-//     the same weight bytes, with less arithmetic, at about 1e-2 relative error in the logits.
+// How block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) meet the activations in matrix-vector
+// products (decode; prefill's matrix products are unaffected):
+//   Int8 (the default): x is quantized once per product to 8-bit blocks (Q8_0 for Q8_0/Q4_0
+//     rows, Q8_K for K-quants) and each block is an integer dot product, as llama.cpp computes
+//     them: the way these formats are meant to be used. Decode runs at the memory ceiling; the
+//     logits move by about 1e-2 relative (measured in test_simd_int8_model and mamba-bench).
+//   Float: each block is decoded in registers and multiplies the float activations: the stored
+//     weights times x up to float rounding, the same as prefill, at up to 2x the decode time.
 enum class QuantizedDot { Float, Int8 };
 
 namespace matmul_detail {
 inline std::atomic<QuantizedDot>& quantized_dot() {
-  static std::atomic<QuantizedDot> mode{QuantizedDot::Float};
+  static std::atomic<QuantizedDot> mode{QuantizedDot::Int8};
   return mode;
 }
 }  // namespace matmul_detail
@@ -71,6 +72,21 @@ inline void set_quantized_dot(QuantizedDot mode) {
 inline QuantizedDot quantized_dot() {
   return matmul_detail::quantized_dot().load();
 }
+
+// The mode for the rest of a scope, the previous one restored after:
+//   { mamba::QuantizedDotScope exact(mamba::QuantizedDot::Float); ... }
+class QuantizedDotScope {
+ public:
+  explicit QuantizedDotScope(QuantizedDot mode) : saved_(quantized_dot()) {
+    set_quantized_dot(mode);
+  }
+  ~QuantizedDotScope() { set_quantized_dot(saved_); }
+  QuantizedDotScope(const QuantizedDotScope&) = delete;
+  QuantizedDotScope& operator=(const QuantizedDotScope&) = delete;
+
+ private:
+  QuantizedDot saved_;
+};
 
 // y = W x    x: (cols), y: (rows)
 // float: rows split across the threads, each row dotted in its stored type by the SIMD kernel,
