@@ -10,6 +10,7 @@
 #include "mamba/model/state.hpp"
 #include "mamba/model/weights.hpp"
 #include "mamba/ops/activations.hpp"
+#include "mamba/ops/aligned_vector.hpp"
 #include "mamba/ops/matmul.hpp"
 #include "mamba/ops/rmsnorm.hpp"
 #include "mamba/ssm/conv.hpp"
@@ -20,15 +21,15 @@ namespace mamba {
 // Buffers for one forward pass; reused across calls so that decoding does not allocate.
 template <class T>
 struct Workspace {
-  std::vector<T> hidden;                     // (n, d_model), the block outputs
-  std::vector<T> residual;                   // (n, d_model), the residual stream
-  std::vector<T> u;                          // (n, d_model), normalised block input
-  std::vector<T> xz;                         // (n, d_in_proj), the in_proj output
-  std::vector<T> x;                          // (n, conv_dim), after conv and silu
-  std::vector<T> dbc;                        // Mamba-1: (n, dt_rank + 2*d_state)
-  std::vector<T> dt_low;                     // Mamba-1: (n, dt_rank)
-  std::vector<T> dt;                         // (n, d_inner); Mamba-2: (n, nheads)
-  std::vector<T> y;                          // (n, d_inner)
+  AlignedVector<T> hidden;                   // (n, d_model), the block outputs
+  AlignedVector<T> residual;                 // (n, d_model), the residual stream
+  AlignedVector<T> u;                        // (n, d_model), normalised block input
+  AlignedVector<T> xz;                       // (n, d_in_proj), the in_proj output
+  AlignedVector<T> x;                        // (n, conv_dim), after conv and silu
+  AlignedVector<T> dbc;                      // Mamba-1: (n, dt_rank + 2*d_state)
+  AlignedVector<T> dt_low;                   // Mamba-1: (n, dt_rank)
+  AlignedVector<T> dt;                       // (n, d_inner); Mamba-2: (n, nheads)
+  AlignedVector<T> y;                        // (n, d_inner)
   std::vector<LayerState<T>*> layer_states;  // (n_states), the current layer's state of each
 
   void resize(const ModelConfig& c, int64_t n) {
@@ -146,12 +147,14 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
     selective_scan_fast(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), ws.dbc.data() + R,
                         ws.dbc.data() + R + N, n_dbc, w.D.data(), z, 2 * E, states[0]->ssm.data(),
                         ws.y.data());
-  } else {
-    for (int64_t t = 0; t < n; ++t)
-      selective_scan_fast(1, E, N, ws.x.data() + t * E, E, ws.dt.data() + t * E, w.A.data(),
-                          ws.dbc.data() + t * n_dbc + R, ws.dbc.data() + t * n_dbc + R + N, n_dbc,
-                          w.D.data(), z + t * 2 * E, 2 * E, state_of(t).ssm.data(),
-                          ws.y.data() + t * E);
+  } else {  // one step of each sequence, the sequences shared out across the threads
+    parallel_for(n, 1, n * E * N * 8, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        selective_scan_fast(1, E, N, ws.x.data() + t * E, E, ws.dt.data() + t * E, w.A.data(),
+                            ws.dbc.data() + t * n_dbc + R, ws.dbc.data() + t * n_dbc + R + N, n_dbc,
+                            w.D.data(), z + t * 2 * E, 2 * E, state_of(t).ssm.data(),
+                            ws.y.data() + t * E);
+    });
   }
 
   // out = self.out_proj(y)

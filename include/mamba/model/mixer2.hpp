@@ -74,11 +74,13 @@ inline void mamba2_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T
   } else if (one_sequence) {
     ssd_scan_recurrent_fast(shape, n, x, CD, ws.dt.data(), H, w.A.data(), B, C, CD, w.D.data(),
                             states[0]->ssm.data(), ws.y.data(), E);
-  } else {
-    for (int64_t t = 0; t < n; ++t)
-      ssd_scan_recurrent_fast(shape, 1, x + t * CD, CD, ws.dt.data() + t * H, H, w.A.data(),
-                              B + t * CD, C + t * CD, CD, w.D.data(), state_of(t).ssm.data(),
-                              ws.y.data() + t * E, E);
+  } else {  // one step of each sequence, the sequences shared out across the threads
+    parallel_for(n, 1, n * H * c.headdim * N * 4, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        ssd_scan_recurrent_fast(shape, 1, x + t * CD, CD, ws.dt.data() + t * H, H, w.A.data(),
+                                B + t * CD, C + t * CD, CD, w.D.data(), state_of(t).ssm.data(),
+                                ws.y.data() + t * E, E);
+    });
   }
 
   // y = self.norm(y, z)   (y * silu(z), then RMSNorm over each group of d_inner/G channels)
