@@ -5,6 +5,7 @@
 // step (one token) and sequence (256 tokens) in channels per second, d_state 16.
 #include <benchmark/benchmark.h>
 
+#include <mamba/ops/aligned_vector.hpp>
 #include <mamba/ops/matmul.hpp>
 #include <mamba/ops/quant.hpp>
 #include <mamba/ops/threads.hpp>
@@ -62,7 +63,8 @@ void BM_MatmulBatch8(benchmark::State& st, DType type) {
   std::vector<std::byte> bytes(stride * rows * copies);
   std::minstd_rand g(1);
   std::normal_distribution<float> nd;
-  std::vector<float> row(cols), X(n * cols), Y(n * rows);
+  std::vector<float> row(cols), Y(n * rows);
+  mamba::AlignedVector<float> X(n * cols);  // as the model's workspace holds it
   for (int64_t r = 0; r < rows * copies; ++r) {
     for (auto& v : row) v = nd(g);
     mamba::quantize_row(type, row.data(), bytes.data() + r * stride, cols);
