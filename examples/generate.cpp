@@ -12,16 +12,15 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <optional>
-#include <sstream>
-#include <string>
-#include <vector>
-
 #include <mamba/generate/generator.hpp>
 #include <mamba/mamba.hpp>
 #include <mamba/model/check_weights.hpp>
 #include <mamba/model/state_io.hpp>
 #include <mamba/tokenizer/load_tokenizer.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -167,7 +166,8 @@ Options parse(int argc, char** argv) {
       usage_error("unknown argument '" + a + "'");
     }
   }
-  if (o.prompt && o.tokens) usage_error("give the prompt as text (-p, -f) or as --tokens, not both");
+  if (o.prompt && o.tokens)
+    usage_error("give the prompt as text (-p, -f) or as --tokens, not both");
   if (!o.prompt && !o.tokens && !o.interactive && !o.check_weights)
     usage_error("no prompt: give -p, -f or --tokens");
   return o;
@@ -207,8 +207,7 @@ size_t prefill_with_cache(const mamba::Model& model, const std::string& cache,
     }
   }
   if (reused < head.size()) model.prefill(head.subspan(reused), state);
-  if (!cache.empty() && reused < head.size())
-    mamba::save_state(cache, model.config(), state, head);
+  if (!cache.empty() && reused < head.size()) mamba::save_state(cache, model.config(), state, head);
   return reused;
 }
 

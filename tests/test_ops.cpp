@@ -3,9 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
-#include <vector>
-
 #include <mamba/ops/activations.hpp>
 #include <mamba/ops/half.hpp>
 #include <mamba/ops/matmul.hpp>
@@ -14,6 +11,8 @@
 #include <mamba/ssm/conv.hpp>
 #include <mamba/ssm/discretize.hpp>
 #include <mamba/ssm/scan.hpp>
+#include <random>
+#include <vector>
 
 #include "reference_fixture.hpp"
 
@@ -91,7 +90,8 @@ TEST(Discretize, ExactFormIsTheIntegralOfTheContinuousSystem) {
   EXPECT_NEAR(mamba::zoh_exact(dt, a, b).B_bar, integral * b, 1e-10);
 }
 
-// Reference conv from the formula: y[t,c] = b[c] + sum_k w[c,k] x[t-(K-1)+k, c] with zeros before t=0
+// Reference conv from the formula: y[t,c] = b[c] + sum_k w[c,k] x[t-(K-1)+k, c] with zeros before
+// t=0
 std::vector<double> conv_reference(const std::vector<double>& x, const std::vector<double>& w,
                                    const std::vector<double>& b, int n, int E, int K) {
   std::vector<double> y(n * E);
@@ -146,7 +146,8 @@ TEST(Scan, SequenceAndStepMatchTheRecurrence) {
       double y = 0;
       for (int s = 0; s < N; ++s) {
         double& hs = h[c * N + s];
-        hs = std::exp(dt[t * E + c] * A[c * N + s]) * hs + dt[t * E + c] * B[t * N + s] * x[t * E + c];
+        hs = std::exp(dt[t * E + c] * A[c * N + s]) * hs +
+             dt[t * E + c] * B[t * N + s] * x[t * E + c];
         y += hs * C[t * N + s];
       }
       y += D[c] * x[t * E + c];
@@ -200,11 +201,11 @@ TYPED_TEST(MatmulTest, MatchesDoubleLoops) {
   using T = TypeParam;
   const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
   using mamba::DType;
-  for (auto type : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K,
-                    DType::Q6_K}) {
+  for (auto type :
+       {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     const int64_t block = mamba::traits(type).block_size;
-    for (auto [rows, cols, n] : {std::tuple{7, 13, 5}, {1, 1, 2}, {37, 100, 3}, {300, 17, 9},
-                                 {5, 256, 3}, {3, 768, 4}}) {
+    for (auto [rows, cols, n] :
+         {std::tuple{7, 13, 5}, {1, 1, 2}, {37, 100, 3}, {300, 17, 9}, {5, 256, 3}, {3, 768, 4}}) {
       if (cols % block != 0) continue;
       SCOPED_TRACE(testing::Message() << mamba::dtype_name(type) << " " << rows << "x" << cols);
       const auto W = make_matrix(type, rows, cols, rows * cols);
