@@ -6,8 +6,8 @@
 // against a packet interface (ops_scalar.hpp documents it) and tested against its scalar twin.
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
+#include "mamba/ops/aligned_vector.hpp"
 #include "mamba/ops/dtype.hpp"
 #include "mamba/ops/quant.hpp"
 #include "mamba/ops/simd/dot.hpp"
@@ -47,8 +47,10 @@ using kernels::needs_block_sums;
 inline void block_sums32(const float* x, int64_t n, float* xsum) {
   kernels::block_sums32<Best>(x, n, xsum);
 }
-// The same for many rows against one x: pack_activation rearranges xq once (into `out`,
-// packed_bytes(t, n), 64-byte aligned) and returns what dot_row_packed takes.
+// Block-quantized rows (Q8_0, Q4_0, Q4_K, Q6_K) against one x quantized by
+// quantize_activation(activation_type(t), ...): pack_activation rearranges xq once for all rows
+// (into `out`, packed_bytes(t, n), 64-byte aligned) and returns what dot_row_packed takes; the
+// products are integer per block (AVX-512 VNNI), else the scalar twin's.
 inline int64_t packed_bytes(DType t, int64_t n) {
 #if defined(MAMBA_SIMD_AVX512_VNNI)
   return vnni::packed_bytes(t, n);
@@ -72,17 +74,18 @@ inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, 
 #endif
 }
 
-// A 64-byte aligned buffer of at least `bytes`, one per thread, reused by the next call.
+// A buffer of at least `bytes` aligned for the widest registers (AlignedVector), one per
+// thread, reused by the thread's next call.
 inline std::byte* scratch(int64_t bytes) {
-  thread_local std::vector<std::byte> buf;
-  if (int64_t(buf.size()) < bytes + 64) buf.resize(size_t(bytes + 64));
-  const auto a = (reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t(63);
-  return reinterpret_cast<std::byte*>(a);
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  static_assert(EIGEN_MAX_ALIGN_BYTES >= 64, "the int8 kernels load packed activations aligned");
+#endif
+  thread_local AlignedVector<std::byte> buf;
+  if (int64_t(buf.size()) < bytes) buf.resize(size_t(bytes));
+  return buf.data();
 }
 
-// row . x for a block-quantized row (Q8_0, Q4_0, Q4_K, Q6_K) with x quantized by
-// quantize_activation(activation_type(t), ...), for one product: integer products per block
-// (AVX-512 VNNI), else the scalar twin.
+// The same for one row.
 inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int64_t n) {
   return dot_row_packed(t, row, pack_activation(t, xq, n, scratch(packed_bytes(t, n))), n);
 }
