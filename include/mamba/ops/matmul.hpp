@@ -53,7 +53,7 @@ inline void load_row(DType type, const std::byte* src, T* dst, int64_t n) {
 // products (decode; prefill's matrix products are unaffected):
 //   Int8 (the default): x is quantized once per product to 8-bit blocks (Q8_0 for Q8_0/Q4_0
 //     rows, Q8_K for K-quants) and each block is an integer dot product, as llama.cpp computes
-//     them: the way these formats are meant to be used. Decode runs at the memory ceiling; the
+//     them: the way these formats are meant to be used. Decode runs near the memory ceiling; the
 //     logits move by about 1e-2 relative (measured in test_simd_int8_model and mamba-bench).
 //   Float: each block is decoded in registers and multiplies the float activations: the stored
 //     weights times x up to float rounding, the same as prefill, at up to 2x the decode time.
