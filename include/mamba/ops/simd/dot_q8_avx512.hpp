@@ -23,13 +23,8 @@
 
 namespace mamba::simd::vnni {
 
+using kernels::f16_at;
 using kernels::prefetch_ahead;
-
-inline float f16(const std::byte* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  return _cvtsh_ss(h);
-}
 
 // ---------------------------------------------------------------------------------------------
 // The activations, quantized once per matrix-vector product, are packed into the layout the
@@ -75,7 +70,7 @@ inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n,
     const int half = int(b % 2);
     const std::byte* blk = xq + b * 34;
     std::memcpy(p + 32 * half, blk + 2, 32);
-    const float d = f16(blk);
+    const float d = f16_at(blk);
     for (int l = 0; l < 8; ++l) {  // Q4_0: lanes 4-7 sum the high nibbles, times 16
       const float dl = t == DType::Q4_0 && l >= 4 ? d / 16 : d;
       std::memcpy(p + 64 + 4 * (8 * half + l), &dl, 4);
@@ -223,8 +218,8 @@ inline float dot_q4_k(const std::byte* row, const std::byte* xq, int64_t n) {
     }
     float dx;
     std::memcpy(&dx, x, 4);
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(dx * f16(w)), _mm512_cvtepi32_ps(isum), acc);
-    macc = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(w + 2)),
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(dx * f16_at(w)), _mm512_cvtepi32_ps(isum), acc);
+    macc = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16_at(w + 2)),
                            _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mins)), macc);
   }
   return reduce_add(acc) - reduce_add(macc);
@@ -274,7 +269,7 @@ inline float dot_q6_k(const std::byte* row, const std::byte* xq, int64_t n) {
     isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(centre));
     float dx;
     std::memcpy(&dx, x, 4);
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(dx * f16(w + 208)), _mm512_cvtepi32_ps(isum), acc);
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(dx * f16_at(w + 208)), _mm512_cvtepi32_ps(isum), acc);
   }
   return reduce_add(acc);
 }
