@@ -49,19 +49,24 @@ inline void load_row(DType type, const std::byte* src, T* dst, int64_t n) {
   }
 }
 
-// How block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) meet the activations in matrix-vector
-// products (decode; prefill's matrix products are unaffected):
-//   Int8 (the default): x is quantized once per product to 8-bit blocks (Q8_0 for Q8_0/Q4_0
-//     rows, Q8_K for K-quants) and each block is an integer dot product, as llama.cpp computes
-//     them: the way these formats are meant to be used. Decode runs near the memory ceiling; the
-//     logits move by about 1e-2 relative (measured in test_simd_int8_model and mamba-bench).
-//   Float: each block is decoded in registers and multiplies the float activations: the stored
-//     weights times x up to float rounding, the same as prefill, at up to 2x the decode time.
+// How block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) meet the activations in products with
+// up to kMaxRowsForMultiDot vectors (decode, batched decode, prefill chunks that short); the
+// GEMMs of longer prefills are unaffected:
+//   Int8 (the default where the integer kernels are SIMD: AVX-512 VNNI): each vector is
+//     quantized once per product to 8-bit blocks (Q8_0 for Q8_0/Q4_0 rows, Q8_K for K-quants)
+//     and each block is an integer dot product, as llama.cpp computes them: the way these formats
+//     are meant to be used. Decode runs near the memory ceiling; the logits move by about 1e-2
+//     relative (measured in test_simd_int8_model and mamba-bench). A batch of vectors rounds each
+//     the same way as a single one, so batched decode gives what stepping alone gives.
+//   Float (the default elsewhere): each block is decoded in registers and multiplies the float
+//     activations: the stored weights times x up to float rounding, the same as prefill, at up
+//     to 2x the decode time.
 enum class QuantizedDot { Float, Int8 };
 
 namespace matmul_detail {
 inline std::atomic<QuantizedDot>& quantized_dot() {
-  static std::atomic<QuantizedDot> mode{QuantizedDot::Int8};
+  static std::atomic<QuantizedDot> mode{simd::kInt8Kernels ? QuantizedDot::Int8
+                                                           : QuantizedDot::Float};
   return mode;
 }
 }  // namespace matmul_detail
@@ -88,6 +93,36 @@ class QuantizedDotScope {
   QuantizedDot saved_;
 };
 
+namespace matmul_detail {
+// The n vectors X + b * cols quantized once to 8-bit blocks for rows of type t and packed for
+// the integer kernels: all together for dot_rows_q8_0_multi (`multi`), else each for
+// dot_row_packed at data + b * stride (64-byte aligned). Valid until the thread's next product.
+struct Int8Vectors {
+  const std::byte* data;
+  int64_t stride;
+};
+inline Int8Vectors pack_int8(DType t, const float* X, int64_t n, int64_t cols, bool multi) {
+  const ActType act = activation_type(t);
+  const int64_t ldq = activation_bytes(act, cols), bytes = simd::packed_bytes(t, cols);
+  const int64_t stride = (bytes + 63) / 64 * 64;
+  thread_local std::vector<std::byte> xq;
+  xq.resize(n * ldq);
+  for (int64_t b = 0; b < n; ++b)
+    simd::quantize_activation(act, X + b * cols, xq.data() + b * ldq, cols);
+  if (multi) {
+    std::byte* out = simd::scratch(simd::multi_packed_bytes(cols, n));
+    simd::pack_activations_multi(xq.data(), ldq, cols, n, out);
+    return {out, 0};
+  }
+  std::byte* out = simd::scratch(n * stride);
+  for (int64_t b = 0; b < n; ++b) {
+    const std::byte* p = simd::pack_activation(t, xq.data() + b * ldq, cols, out + b * stride);
+    if (p != out + b * stride) std::memcpy(out + b * stride, p, size_t(bytes));  // as it was
+  }
+  return {out, stride};
+}
+}  // namespace matmul_detail
+
 // y = W x    x: (cols), y: (rows)
 // float: rows split across the threads, each row dotted in its stored type by the SIMD kernel,
 // so every weight byte is streamed once. Other scalars: converted a row at a time.
@@ -97,12 +132,7 @@ inline void matvec(const MatrixView& W, const T* x, T* y) {
     const ActType act = activation_type(W.type);
     const int64_t stride = W.row_stride();
     if (act != ActType::F32 && quantized_dot() == QuantizedDot::Int8) {
-      // quantized once, packed once (64-byte aligned) for every row's kernel
-      thread_local std::vector<std::byte> xq;
-      xq.resize(activation_bytes(act, W.cols));
-      simd::quantize_activation(act, x, xq.data(), W.cols);
-      const std::byte* xp = simd::pack_activation(
-          W.type, xq.data(), W.cols, simd::scratch(simd::packed_bytes(W.type, W.cols)));
+      const std::byte* xp = matmul_detail::pack_int8(W.type, x, 1, W.cols, false).data;
       parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
           y[r] = simd::dot_row_packed(W.type, W.data + r * stride, xp, W.cols);
@@ -141,8 +171,30 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
   Eigen::Map<const RowMatrix<T>> x(X, n, W.cols);
   Eigen::Map<RowMatrix<T>> y(Y, n, W.rows);
   if constexpr (std::is_same_v<T, float>) {
+    // A few vectors make the products compute-bound: what a part costs is its multiply-adds
+    // (x_proj and dt_proj of mamba-130m are worth two threads at 8 vectors, not at one).
+    const int64_t macs = n * W.rows * W.cols;
+    if (n <= kMaxRowsForMultiDot && activation_type(W.type) != ActType::F32 &&
+        quantized_dot() == QuantizedDot::Int8) {
+      const bool multi = simd::has_int8_multi(W.type);
+      const auto xv = matmul_detail::pack_int8(W.type, X, n, W.cols, multi);
+      if (multi) {  // all the vectors at once, in registers
+        parallel_for(W.rows, 16, macs, [&](int64_t r0, int64_t r1) {
+          simd::dot_rows_q8_0_multi(W.data, W.row_stride(), r0, r1, W.cols, xv.data, n, Y, W.rows);
+        });
+        return;
+      }
+      // else each row (then in L1) against each vector by the matrix-vector kernel
+      parallel_for(W.rows, 16, macs, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t b = 0; b < n; ++b)
+            Y[b * W.rows + r] =
+                simd::dot_row_packed(W.type, W.row(r), xv.data + b * xv.stride, W.cols);
+      });
+      return;
+    }
     if (n <= kMaxRowsForMultiDot) {
-      parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
+      parallel_for(W.rows, 16, macs, [&](int64_t r0, int64_t r1) {
         simd::dot_rows_multi(W.type, W.data, W.row_stride(), r0, r1, W.cols, X, W.cols, n, Y,
                              W.rows);
       });

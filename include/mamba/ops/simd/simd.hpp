@@ -6,6 +6,7 @@
 // against a packet interface (ops_scalar.hpp documents it) and tested against its scalar twin.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "mamba/ops/aligned_vector.hpp"
 #include "mamba/ops/dtype.hpp"
@@ -13,6 +14,7 @@
 #include "mamba/ops/simd/dot.hpp"
 #include "mamba/ops/simd/dot_multi.hpp"
 #include "mamba/ops/simd/dot_q8_avx512.hpp"
+#include "mamba/ops/simd/dot_q8_multi_avx512.hpp"
 #include "mamba/ops/simd/math.hpp"
 #include "mamba/ops/simd/ops_avx2.hpp"
 #include "mamba/ops/simd/ops_avx512.hpp"
@@ -47,6 +49,14 @@ using kernels::needs_block_sums;
 inline void block_sums32(const float* x, int64_t n, float* xsum) {
   kernels::block_sums32<Best>(x, n, xsum);
 }
+// Whether the integer kernels below run in SIMD (AVX-512 VNNI + VBMI); elsewhere they are the
+// scalar twin's loops, slower than the float kernels.
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+inline constexpr bool kInt8Kernels = true;
+#else
+inline constexpr bool kInt8Kernels = false;
+#endif
+
 // Block-quantized rows (Q8_0, Q4_0, Q4_K, Q6_K) against one x quantized by
 // quantize_activation(activation_type(t), ...): pack_activation rearranges xq once for all rows
 // (into `out`, packed_bytes(t, n), 64-byte aligned) and returns what dot_row_packed takes; the
@@ -89,6 +99,43 @@ inline std::byte* scratch(int64_t bytes) {
 inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int64_t n) {
   return dot_row_packed(t, row, pack_activation(t, xq, n, scratch(packed_bytes(t, n))), n);
 }
+// Q8_0 rows against a few vectors (batched decode) in integer arithmetic, each vector quantized
+// by quantize_activation(ActType::Q8_0, ...) into xq + b * ldq: pack_activations_multi
+// rearranges the nb vectors once (into `out`, multi_packed_bytes(n, nb) bytes)
+// for dot_rows_q8_0_multi: Y[b * ldy + r] = row r . vector b for rows [r0, r1). Fast on AVX-512
+// VNNI (has_int8_multi), where the float kernel (dot_rows_multi) is bound by its FMAs rather than
+// by the weights; elsewhere the scalar twin's loops.
+inline bool has_int8_multi(DType t) {
+  return kInt8Kernels && t == DType::Q8_0;
+}
+inline int64_t multi_packed_bytes(int64_t n, int64_t nb) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  return vnni::multi_packed_bytes(n, nb);
+#else
+  return nb * activation_bytes(ActType::Q8_0, n);
+#endif
+}
+inline void pack_activations_multi(const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
+                                   std::byte* out) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  vnni::pack_activations_multi(xq, ldq, n, nb, out);
+#else
+  const int64_t bytes = activation_bytes(ActType::Q8_0, n);
+  for (int64_t b = 0; b < nb; ++b) std::memcpy(out + b * bytes, xq + b * ldq, size_t(bytes));
+#endif
+}
+inline void dot_rows_q8_0_multi(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                                int64_t n, const std::byte* xp, int64_t nb, float* Y, int64_t ldy) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  vnni::dot_rows_q8_0_multi(rows, stride, r0, r1, n, xp, nb, Y, ldy);
+#else
+  const int64_t bytes = activation_bytes(ActType::Q8_0, n);
+  for (int64_t b = 0; b < nb; ++b)
+    for (int64_t r = r0; r < r1; ++r)
+      Y[b * ldy + r] = vec_dot_row_q8(DType::Q8_0, rows + r * stride, xp + b * bytes, n);
+#endif
+}
+
 // quantize_activation (ops/quant.hpp), vectorized: the same bytes.
 inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64_t n) {
 #if defined(MAMBA_SIMD_AVX512_VNNI)
