@@ -191,13 +191,18 @@ TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
   }
 }
 
-TEST(SimdInt8, DotRowsQ8_0MultiMatchesVecDotRowQ8) {
+TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
   // 16 rows per step: ranges with a short last group, starts off the 16-row grid, one row, and
   // 1 to 16 vectors (a second group of 8); outside the range and the vectors nothing is written.
   constexpr int64_t kRows = 37, kMaxVectors = 16;
   const std::pair<int64_t, int64_t> ranges[] = {{0, 37}, {0, 32}, {5, 22}, {16, 17}, {3, 36}};
-  for (int64_t n : {32, 96, 160, 1536}) {
-    const StoredMatrix W(DType::Q8_0, kRows, n, uint32_t(n) * 5 + 1);
+  for (auto [t, n] : {std::pair{DType::Q8_0, int64_t{32}},
+                      {DType::Q8_0, 96},
+                      {DType::Q8_0, 1536},
+                      {DType::Q4_0, 32},
+                      {DType::Q4_0, 160},
+                      {DType::Q4_0, 1536}}) {
+    const StoredMatrix W(t, kRows, n, uint32_t(n) * 5 + 1);
     const int64_t ldy = kRows + 3, ldq = mamba::activation_bytes(mamba::ActType::Q8_0, n) + 7;
     const auto X = random_floats(kMaxVectors * n, uint32_t(n) + 31, -3, 3);
     std::vector<std::byte> xq(kMaxVectors * ldq);
@@ -205,13 +210,13 @@ TEST(SimdInt8, DotRowsQ8_0MultiMatchesVecDotRowQ8) {
       mamba::quantize_activation(mamba::ActType::Q8_0, &X[b * n], &xq[b * ldq], n);
     for (int64_t nb : {1, 3, 8, 9, 16}) {
       std::vector<std::byte> xp(mamba::simd::multi_packed_bytes(n, nb));
-      mamba::simd::pack_activations_multi(xq.data(), ldq, n, nb, xp.data());
+      mamba::simd::pack_activations_multi(t, xq.data(), ldq, n, nb, xp.data());
       for (auto [r0, r1] : ranges) {
-        SCOPED_TRACE(testing::Message()
-                     << "n=" << n << " nb=" << nb << " rows " << r0 << ".." << r1);
+        SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n << " nb=" << nb
+                                        << " rows " << r0 << ".." << r1);
         std::vector<float> Y(kMaxVectors * ldy, 123.0f);
-        mamba::simd::dot_rows_q8_0_multi(W.bytes.data(), W.stride, r0, r1, n, xp.data(), nb,
-                                         Y.data(), ldy);
+        mamba::simd::dot_rows_packed_multi(t, W.bytes.data(), W.stride, r0, r1, n, xp.data(), nb,
+                                           Y.data(), ldy);
         for (int64_t b = 0; b < kMaxVectors; ++b)
           for (int64_t r = 0; r < ldy; ++r) {
             const float got = Y[b * ldy + r];
@@ -220,7 +225,7 @@ TEST(SimdInt8, DotRowsQ8_0MultiMatchesVecDotRowQ8) {
               continue;
             }
             const float want =
-                mamba::vec_dot_row_q8(DType::Q8_0, W.bytes.data() + r * W.stride, &xq[b * ldq], n);
+                mamba::vec_dot_row_q8(t, W.bytes.data() + r * W.stride, &xq[b * ldq], n);
             double scale = 0;
             for (int64_t i = 0; i < n; ++i) scale += std::fabs(W.values[r * n + i] * X[b * n + i]);
             ASSERT_NEAR(got, want, 1e-5 * scale + 1e-6) << "b=" << b << " r=" << r;

@@ -95,7 +95,7 @@ class QuantizedDotScope {
 
 namespace matmul_detail {
 // The n vectors X + b * cols quantized once to 8-bit blocks for rows of type t and packed for
-// the integer kernels: all together for dot_rows_q8_0_multi (`multi`), else each for
+// the integer kernels: all together for dot_rows_packed_multi (`multi`), else each for
 // dot_row_packed at data + b * stride (64-byte aligned). Valid until the thread's next product.
 struct Int8Vectors {
   const std::byte* data;
@@ -111,7 +111,7 @@ inline Int8Vectors pack_int8(DType t, const float* X, int64_t n, int64_t cols, b
     simd::quantize_activation(act, X + b * cols, xq.data() + b * ldq, cols);
   if (multi) {
     std::byte* out = simd::scratch(simd::multi_packed_bytes(cols, n));
-    simd::pack_activations_multi(xq.data(), ldq, cols, n, out);
+    simd::pack_activations_multi(t, xq.data(), ldq, cols, n, out);
     return {out, 0};
   }
   std::byte* out = simd::scratch(n * stride);
@@ -180,7 +180,8 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
       const auto xv = matmul_detail::pack_int8(W.type, X, n, W.cols, multi);
       if (multi) {  // all the vectors at once, in registers
         parallel_for(W.rows, 16, macs, [&](int64_t r0, int64_t r1) {
-          simd::dot_rows_q8_0_multi(W.data, W.row_stride(), r0, r1, W.cols, xv.data, n, Y, W.rows);
+          simd::dot_rows_packed_multi(W.type, W.data, W.row_stride(), r0, r1, W.cols, xv.data, n, Y,
+                                      W.rows);
         });
         return;
       }

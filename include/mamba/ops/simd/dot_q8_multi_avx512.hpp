@@ -1,8 +1,8 @@
 #pragma once
-// Q8_0 rows against a few vectors at once (batched decode) in integer arithmetic, on AVX-512
-// VNNI. The vectors are quantized to Q8_0 blocks, as matrix-vector products quantize theirs, and
-// the rows are taken 16 at a time, transposed in registers so that 32-bit lane l holds four
-// quants of row l: one vpdpbusd, a vector's four quants broadcast, then advances 16 rows' dot
+// Q8_0 and Q4_0 rows against a few vectors at once (batched decode) in integer arithmetic, on
+// AVX-512 VNNI. The vectors are quantized to Q8_0 blocks, as matrix-vector products quantize
+// theirs, and the rows are taken 16 at a time, transposed in registers so that 32-bit lane l holds
+// four quants of row l: one vpdpbusd, a vector's four quants broadcast, then advances 16 rows' dot
 // products, and a block of 32 is eight of them. The two scales of a block cost three instructions
 // per 16 rows and vector, where the float kernel (dot_multi.hpp) spends 32 FMAs on the same
 // 16 x 32 products, and a single-row integer kernel would spend three per row.
@@ -27,8 +27,9 @@ namespace mamba::simd::vnni {
 // vectors, each group (multi_group_bytes) a run of its blocks of 32 values, m vectors per block:
 //   int8_t  q[m][32]   each vector's quants
 //   float   d[m]       its scale
-//   int32_t c[m]       -128 times the sum of its quants: the weights enter vpdpbusd as unsigned
-//                      bytes, offset by 128, and the dot products start from c.
+//   int32_t c[m]       -k times the sum of its quants: the dot products start from it. The
+//                      weights enter vpdpbusd as unsigned bytes: Q8_0's offset by 128 (k = 128),
+//                      Q4_0's nibbles 0..15 standing for -8..7 (k = 8).
 inline constexpr int64_t kMultiGroup = 8;
 
 inline int64_t multi_group_bytes(int64_t n) {
@@ -39,9 +40,10 @@ inline int64_t multi_packed_bytes(int64_t n, int64_t nb) {
 }
 
 // out (multi_packed_bytes(n, nb)) = the nb vectors xq + b * ldq, each n values quantized to
-// Q8_0 blocks (quantize_activation), in the layout above.
-inline void pack_activations_multi(const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
+// Q8_0 blocks (quantize_activation), in the layout above for rows of type t (Q8_0 or Q4_0).
+inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
                                    std::byte* out) {
+  const int32_t k = t == DType::Q8_0 ? 128 : 8;
   // (vector by vector: GCC 12's -O2 miscompiled the loops nested the other way round)
   for (int64_t g = 0; g < nb; g += kMultiGroup) {
     const int64_t m = std::min(kMultiGroup, nb - g);
@@ -54,7 +56,7 @@ inline void pack_activations_multi(const std::byte* xq, int64_t ldq, int64_t n, 
         const float d = f16_at(src);
         int32_t sum = 0;
         for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(src[2 + j]);
-        const int32_t c = -128 * sum;
+        const int32_t c = -k * sum;
         std::memcpy(p + 32 * m + 4 * v, &d, 4);
         std::memcpy(p + 36 * m + 4 * v, &c, 4);
       }
@@ -62,9 +64,14 @@ inline void pack_activations_multi(const std::byte* xq, int64_t ldq, int64_t n, 
   }
 }
 
-// v[k] lane l = bytes 4k .. 4k + 3 of the quants of block `o` (its byte offset) in row w[l], for
-// 16 rows: two rows per register, then an 8 x 8 transpose of 32-bit words in each 256-bit half.
-inline void transpose_q8_0_blocks(const std::byte* const* w, int64_t o, __m512i* v) {
+// The quants of the block at byte offset o of 16 rows w[0..15], transposed: v[k] lane l holds
+// values 4k .. 4k + 3 of row w[l], unsigned (Q8_0's offset by 128, Q4_0's nibbles as stored).
+template <DType T>
+inline void transpose_blocks(const std::byte* const* w, int64_t o, __m512i* v);
+
+// Q8_0: two rows per register, then an 8 x 8 transpose of 32-bit words in each 256-bit half.
+template <>
+inline void transpose_blocks<DType::Q8_0>(const std::byte* const* w, int64_t o, __m512i* v) {
   __m512i z[8], t[8];
   for (int j = 0; j < 8; ++j)
     z[j] = _mm512_inserti64x4(
@@ -86,20 +93,47 @@ inline void transpose_q8_0_blocks(const std::byte* const* w, int64_t o, __m512i*
   // words 0-3, the high ones words 4-7
   const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
   const __m512i hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  const __m512i bias = _mm512_set1_epi8(char(0x80));
   for (int k = 0; k < 4; ++k) {
-    v[k] = _mm512_permutex2var_epi64(z[k], lo, z[k + 4]);
-    v[k + 4] = _mm512_permutex2var_epi64(z[k], hi, z[k + 4]);
+    v[k] = _mm512_xor_si512(_mm512_permutex2var_epi64(z[k], lo, z[k + 4]), bias);
+    v[k + 4] = _mm512_xor_si512(_mm512_permutex2var_epi64(z[k], hi, z[k + 4]), bias);
   }
 }
 
-// Y[b * ldy + r] = row r . vector b for rows [r0, r1) of Q8_0 rows (row stride `stride` bytes)
-// and the NB vectors of one packed group.
-template <int NB>
-inline void dot_rows_q8_0_group(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
-                                int64_t n, const std::byte* xp, float* Y, int64_t ldy) {
+// Q4_0: four rows per register (rows j, j + 4, j + 8, j + 12 in its 128-bit lanes), a 4 x 4
+// transpose of 32-bit words in each lane, then the low nibbles (values 4k ..) and the high ones
+// (values 16 + 4k ..) apart.
+template <>
+inline void transpose_blocks<DType::Q4_0>(const std::byte* const* w, int64_t o, __m512i* v) {
+  auto row = [&](int l) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[l] + o + 2)); };
+  __m512i z[4], t[4];
+  for (int j = 0; j < 4; ++j) {
+    const __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(row(j)), row(j + 4), 1);
+    const __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(row(j + 8)), row(j + 12), 1);
+    z[j] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+  }
+  t[0] = _mm512_unpacklo_epi32(z[0], z[1]);
+  t[1] = _mm512_unpackhi_epi32(z[0], z[1]);
+  t[2] = _mm512_unpacklo_epi32(z[2], z[3]);
+  t[3] = _mm512_unpackhi_epi32(z[2], z[3]);
+  z[0] = _mm512_unpacklo_epi64(t[0], t[2]);
+  z[1] = _mm512_unpackhi_epi64(t[0], t[2]);
+  z[2] = _mm512_unpacklo_epi64(t[1], t[3]);
+  z[3] = _mm512_unpackhi_epi64(t[1], t[3]);
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm512_and_si512(z[k], low4);
+    v[k + 4] = _mm512_and_si512(_mm512_srli_epi16(z[k], 4), low4);
+  }
+}
+
+// Y[b * ldy + r] = row r . vector b for rows [r0, r1) of Q8_0 or Q4_0 rows (row stride `stride`
+// bytes) and the NB vectors of one packed group.
+template <DType T, int NB>
+inline void dot_rows_group(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1, int64_t n,
+                           const std::byte* xp, float* Y, int64_t ldy) {
   const int64_t nblk = n / 32;
-  constexpr int64_t kBlockBytes = NB * 40;
-  const __m512i bias = _mm512_set1_epi8(char(0x80));
+  constexpr int64_t kBlockBytes = NB * 40, kWeightBytes = T == DType::Q8_0 ? 34 : 18;
   for (int64_t r = r0; r < r1; r += 16) {
     const int nr = int(std::min<int64_t>(16, r1 - r));
     const std::byte* w[16];  // a short last group repeats its last row
@@ -114,12 +148,12 @@ inline void dot_rows_q8_0_group(const std::byte* rows, int64_t stride, int64_t r
     __m512 acc[NB];
     for (int b = 0; b < NB; ++b) acc[b] = _mm512_setzero_ps();
     for (int64_t blk = 0; blk < nblk; ++blk) {
-      const int64_t o = blk * 34;
+      const int64_t o = blk * kWeightBytes;
       if (next)
-        for (int64_t i = 0; i < 16 * 34; i += 64) _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
+        for (int64_t i = 0; i < 16 * kWeightBytes; i += 64)
+          _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
       __m512i v[8];
-      transpose_q8_0_blocks(w, o, v);
-      for (int k = 0; k < 8; ++k) v[k] = _mm512_xor_si512(v[k], bias);
+      transpose_blocks<T>(w, o, v);
       // the 16 rows' F16 scales, each the low half of a 32-bit gather at the block's start
       const __m512 dw =
           _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(at, w[0] + o, 1)));
@@ -144,14 +178,20 @@ inline void dot_rows_q8_0_group(const std::byte* rows, int64_t stride, int64_t r
   }
 }
 
-// Y[b * ldy + r] = row r . vector b for rows [r0, r1) and nb vectors packed by
-// pack_activations_multi.
-inline void dot_rows_q8_0_multi(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
-                                int64_t n, const std::byte* xp, int64_t nb, float* Y, int64_t ldy) {
+// Y[b * ldy + r] = row r . vector b for rows [r0, r1) of type t (Q8_0 or Q4_0) and nb vectors
+// packed by pack_activations_multi.
+inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0,
+                                  int64_t r1, int64_t n, const std::byte* xp, int64_t nb, float* Y,
+                                  int64_t ldy) {
   for (int64_t g = 0; g < nb; g += kMultiGroup) {
     const std::byte* x = xp + g / kMultiGroup * multi_group_bytes(n);
     float* y = Y + g * ldy;
-    auto run = [&]<int NB>() { dot_rows_q8_0_group<NB>(rows, stride, r0, r1, n, x, y, ldy); };
+    auto run = [&]<int NB>() {
+      if (t == DType::Q8_0)
+        dot_rows_group<DType::Q8_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
+      else
+        dot_rows_group<DType::Q4_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
+    };
     switch (std::min(kMultiGroup, nb - g)) {
       case 1:
         run.template operator()<1>();
