@@ -196,20 +196,20 @@ TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
   // 1 to 16 vectors (a second group of 8); outside the range and the vectors nothing is written.
   constexpr int64_t kRows = 37, kMaxVectors = 16;
   const std::pair<int64_t, int64_t> ranges[] = {{0, 37}, {0, 32}, {5, 22}, {16, 17}, {3, 36}};
-  for (auto [t, n] : {std::pair{DType::Q8_0, int64_t{32}},
-                      {DType::Q8_0, 96},
-                      {DType::Q8_0, 1536},
-                      {DType::Q4_0, 32},
-                      {DType::Q4_0, 160},
-                      {DType::Q4_0, 1536}}) {
+  const std::pair<DType, int64_t> cases[] = {
+      {DType::Q8_0, 32},  {DType::Q8_0, 96},  {DType::Q8_0, 1536},
+      {DType::Q4_0, 32},  {DType::Q4_0, 160}, {DType::Q4_0, 1536},
+      {DType::Q4_K, 256}, {DType::Q4_K, 768}, {DType::Q4_K, 1536}};
+  for (auto [t, n] : cases) {
     const StoredMatrix W(t, kRows, n, uint32_t(n) * 5 + 1);
-    const int64_t ldy = kRows + 3, ldq = mamba::activation_bytes(mamba::ActType::Q8_0, n) + 7;
+    const auto act = mamba::activation_type(t);
+    const int64_t ldy = kRows + 3, ldq = mamba::activation_bytes(act, n) + 7;
     const auto X = random_floats(kMaxVectors * n, uint32_t(n) + 31, -3, 3);
     std::vector<std::byte> xq(kMaxVectors * ldq);
     for (int64_t b = 0; b < kMaxVectors; ++b)
-      mamba::quantize_activation(mamba::ActType::Q8_0, &X[b * n], &xq[b * ldq], n);
+      mamba::quantize_activation(act, &X[b * n], &xq[b * ldq], n);
     for (int64_t nb : {1, 3, 8, 9, 16}) {
-      std::vector<std::byte> xp(mamba::simd::multi_packed_bytes(n, nb));
+      std::vector<std::byte> xp(mamba::simd::multi_packed_bytes(t, n, nb));
       mamba::simd::pack_activations_multi(t, xq.data(), ldq, n, nb, xp.data());
       for (auto [r0, r1] : ranges) {
         SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n << " nb=" << nb

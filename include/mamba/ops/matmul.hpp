@@ -110,7 +110,7 @@ inline Int8Vectors pack_int8(DType t, const float* X, int64_t n, int64_t cols, b
   for (int64_t b = 0; b < n; ++b)
     simd::quantize_activation(act, X + b * cols, xq.data() + b * ldq, cols);
   if (multi) {
-    std::byte* out = simd::scratch(simd::multi_packed_bytes(cols, n));
+    std::byte* out = simd::scratch(simd::multi_packed_bytes(t, cols, n));
     simd::pack_activations_multi(t, xq.data(), ldq, cols, n, out);
     return {out, 0};
   }

@@ -1,11 +1,12 @@
 #pragma once
-// Q8_0 and Q4_0 rows against a few vectors at once (batched decode) in integer arithmetic, on
+// Q8_0, Q4_0 and Q4_K rows against a few vectors at once (batched decode) in integer arithmetic, on
 // AVX-512 VNNI. The vectors are quantized to Q8_0 blocks, as matrix-vector products quantize
 // theirs, and the rows are taken 16 at a time, transposed in registers so that 32-bit lane l holds
 // four quants of row l: one vpdpbusd, a vector's four quants broadcast, then advances 16 rows' dot
 // products, and a block of 32 is eight of them. The two scales of a block cost three instructions
 // per 16 rows and vector, where the float kernel (dot_multi.hpp) spends 32 FMAs on the same
-// 16 x 32 products, and a single-row integer kernel would spend three per row.
+// 16 x 32 products, and a single-row integer kernel would spend three per row. Q4_K rows take
+// the same path per sub-block of 32, against vectors quantized to Q8_K super-blocks.
 // Scalar twin: vec_dot_row_q8 in ops/quant.hpp, a row and a vector at a time.
 #include "mamba/ops/simd/dot_q8_avx512.hpp"
 
@@ -23,60 +24,78 @@
 namespace mamba::simd::vnni {
 
 // ---------------------------------------------------------------------------------------------
-// The packed activations of nb vectors, quantized to Q8_0 blocks: in groups of (up to) 8
-// vectors, each group (multi_group_bytes) a run of its blocks of 32 values, m vectors per block:
-//   int8_t  q[m][32]   each vector's quants
-//   float   d[m]       its scale
-//   int32_t c[m]       -k times the sum of its quants: the dot products start from it. The
-//                      weights enter vpdpbusd as unsigned bytes: Q8_0's offset by 128 (k = 128),
-//                      Q4_0's nibbles 0..15 standing for -8..7 (k = 8).
+// The packed activations of nb vectors, in groups of (up to) 8 vectors, each group
+// (multi_group_bytes) a run of blocks, m vectors per block:
+//   Q8_0 and Q4_0 rows: the vectors quantized to Q8_0 blocks; per block of 32 values
+//     int8_t  q[m][32]   each vector's quants
+//     float   d[m]       its scale
+//     int32_t c[m]       -k times the sum of its quants: the dot products start from it. The
+//                        weights enter vpdpbusd as unsigned bytes: Q8_0's offset by 128
+//                        (k = 128), Q4_0's nibbles 0..15 standing for -8..7 (k = 8).
+//   Q4_K rows: the vectors quantized to Q8_K super-blocks; per super-block of 256 values
+//     int8_t  q[m][256]  each vector's quants
+//     float   d[m]       its scale
+//     float   s[m][8]    the sum of each sub-block's 32 quants (for the rows' mins)
 inline constexpr int64_t kMultiGroup = 8;
 
-inline int64_t multi_group_bytes(int64_t n) {
-  return n / 32 * kMultiGroup * 40;
+inline int64_t multi_block_bytes(DType t) {  // per vector and block (of 32, or of 256 for Q4_K)
+  return t == DType::Q4_K ? 256 + 4 + 32 : 32 + 4 + 4;
 }
-inline int64_t multi_packed_bytes(int64_t n, int64_t nb) {
-  return (nb + kMultiGroup - 1) / kMultiGroup * multi_group_bytes(n);
+inline int64_t multi_group_bytes(DType t, int64_t n) {
+  return n / (t == DType::Q4_K ? kQK_K : 32) * kMultiGroup * multi_block_bytes(t);
+}
+inline int64_t multi_packed_bytes(DType t, int64_t n, int64_t nb) {
+  return (nb + kMultiGroup - 1) / kMultiGroup * multi_group_bytes(t, n);
 }
 
-// out (multi_packed_bytes(n, nb)) = the nb vectors xq + b * ldq, each n values quantized to
-// Q8_0 blocks (quantize_activation), in the layout above for rows of type t (Q8_0 or Q4_0).
+// out (multi_packed_bytes(t, n, nb)) = the nb vectors xq + b * ldq, each n values quantized by
+// quantize_activation(activation_type(t), ...), in the layout above for rows of type t.
 inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
                                    std::byte* out) {
-  const int32_t k = t == DType::Q8_0 ? 128 : 8;
   // (vector by vector: GCC 12's -O2 miscompiled the loops nested the other way round)
+  const bool k_quant = t == DType::Q4_K;
+  const int64_t bytes = multi_block_bytes(t), len = k_quant ? kQK_K : 32;
+  const int64_t src_bytes = k_quant ? int64_t(sizeof(BlockQ8_K)) : 34;
+  const int32_t k = t == DType::Q8_0 ? 128 : 8;
   for (int64_t g = 0; g < nb; g += kMultiGroup) {
     const int64_t m = std::min(kMultiGroup, nb - g);
-    std::byte* group = out + g / kMultiGroup * multi_group_bytes(n);
+    std::byte* group = out + g / kMultiGroup * multi_group_bytes(t, n);
     for (int64_t v = 0; v < m; ++v) {
       const std::byte* src = xq + (g + v) * ldq;
-      for (int64_t blk = 0; blk < n / 32; ++blk, src += 34) {
-        std::byte* p = group + blk * m * 40;
-        std::memcpy(p + 32 * v, src + 2, 32);
-        const float d = f16_at(src);
-        int32_t sum = 0;
-        for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(src[2 + j]);
-        const int32_t c = -k * sum;
-        std::memcpy(p + 32 * m + 4 * v, &d, 4);
-        std::memcpy(p + 36 * m + 4 * v, &c, 4);
+      for (int64_t blk = 0; blk < n / len; ++blk, src += src_bytes) {
+        std::byte* p = group + blk * m * bytes;
+        float d;
+        if (k_quant) {
+          std::memcpy(&d, src, 4);
+          std::memcpy(p + len * v, src + 4, size_t(len));
+          int16_t bsums[16];
+          std::memcpy(bsums, src + 4 + kQK_K, sizeof(bsums));
+          for (int s = 0; s < 8; ++s) {
+            const float sum = float(bsums[2 * s] + bsums[2 * s + 1]);
+            std::memcpy(p + (len + 4) * m + 32 * v + 4 * s, &sum, 4);
+          }
+        } else {
+          d = f16_at(src);
+          std::memcpy(p + len * v, src + 2, size_t(len));
+          int32_t sum = 0;
+          for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(src[2 + j]);
+          const int32_t c = -k * sum;
+          std::memcpy(p + 36 * m + 4 * v, &c, 4);
+        }
+        std::memcpy(p + len * m + 4 * v, &d, 4);
       }
     }
   }
 }
 
-// The quants of the block at byte offset o of 16 rows w[0..15], transposed: v[k] lane l holds
-// values 4k .. 4k + 3 of row w[l], unsigned (Q8_0's offset by 128, Q4_0's nibbles as stored).
-template <DType T>
-inline void transpose_blocks(const std::byte* const* w, int64_t o, __m512i* v);
-
-// Q8_0: two rows per register, then an 8 x 8 transpose of 32-bit words in each 256-bit half.
-template <>
-inline void transpose_blocks<DType::Q8_0>(const std::byte* const* w, int64_t o, __m512i* v) {
+// z[k] lane l = 32-bit word k of the 32 bytes at w[l] + o, for 16 rows w[0..15]: two rows per
+// register, then an 8 x 8 transpose of 32-bit words in each 256-bit half.
+inline void transpose_words8(const std::byte* const* w, int64_t o, __m512i* v) {
   __m512i z[8], t[8];
   for (int j = 0; j < 8; ++j)
     z[j] = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j] + o + 2))),
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j + 8] + o + 2)), 1);
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j] + o))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[j + 8] + o)), 1);
   // per 128-bit lane, words (0, 1) and (2, 3) of rows j, j + 1 interleaved
   for (int j = 0; j < 8; j += 2) {
     t[j] = _mm512_unpacklo_epi32(z[j], z[j + 1]);
@@ -93,11 +112,23 @@ inline void transpose_blocks<DType::Q8_0>(const std::byte* const* w, int64_t o, 
   // words 0-3, the high ones words 4-7
   const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
   const __m512i hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-  const __m512i bias = _mm512_set1_epi8(char(0x80));
   for (int k = 0; k < 4; ++k) {
-    v[k] = _mm512_xor_si512(_mm512_permutex2var_epi64(z[k], lo, z[k + 4]), bias);
-    v[k + 4] = _mm512_xor_si512(_mm512_permutex2var_epi64(z[k], hi, z[k + 4]), bias);
+    v[k] = _mm512_permutex2var_epi64(z[k], lo, z[k + 4]);
+    v[k + 4] = _mm512_permutex2var_epi64(z[k], hi, z[k + 4]);
   }
+}
+
+// The quants of the block at byte offset o of 16 rows w[0..15], transposed: v[k] lane l holds
+// values 4k .. 4k + 3 of row w[l], unsigned (Q8_0's offset by 128, Q4_0's nibbles as stored).
+template <DType T>
+inline void transpose_blocks(const std::byte* const* w, int64_t o, __m512i* v);
+
+// Q8_0: transpose_words8, the signs flipped.
+template <>
+inline void transpose_blocks<DType::Q8_0>(const std::byte* const* w, int64_t o, __m512i* v) {
+  transpose_words8(w, o + 2, v);
+  const __m512i bias = _mm512_set1_epi8(char(0x80));
+  for (int k = 0; k < 8; ++k) v[k] = _mm512_xor_si512(v[k], bias);
 }
 
 // Q4_0: four rows per register (rows j, j + 4, j + 8, j + 12 in its 128-bit lanes), a 4 x 4
@@ -178,19 +209,109 @@ inline void dot_rows_group(const std::byte* rows, int64_t stride, int64_t r0, in
   }
 }
 
-// Y[b * ldy + r] = row r . vector b for rows [r0, r1) of type t (Q8_0 or Q4_0) and nb vectors
-// packed by pack_activations_multi.
+// The same for Q4_K rows: per super-block, d dx sum_s sc[s] (q_s . x_s) - dmin dx sum_s m[s]
+// sum(x_s), each pair of sub-blocks' 32 bytes of nibbles transposed once for all NB vectors.
+template <int NB>
+inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                                int64_t n, const std::byte* xp, float* Y, int64_t ldy) {
+  constexpr int64_t kBlockBytes = NB * (256 + 4 + 32), kWeightBytes = sizeof(BlockQ4_K);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi32(0x3F);
+  const __m512i four = _mm512_set1_epi32(0x0F), two = _mm512_set1_epi32(0x03);
+  for (int64_t r = r0; r < r1; r += 16) {
+    const int nr = int(std::min<int64_t>(16, r1 - r));
+    const std::byte* w[16];  // a short last group repeats its last row
+    alignas(64) int32_t offsets[16];
+    for (int l = 0; l < 16; ++l) {
+      offsets[l] = int32_t(std::min(l, nr - 1) * stride);
+      w[l] = rows + r * stride + offsets[l];
+    }
+    const __m512i at = _mm512_load_si512(offsets);
+    const std::byte* next = r + 16 < r1 ? rows + (r + 16) * stride : nullptr;
+    alignas(64) float acc[NB][16] = {};
+    for (int64_t sb = 0; sb < n / kQK_K; ++sb) {
+      const int64_t o = sb * kWeightBytes;
+      if (next)
+        for (int64_t i = 0; i < 16 * kWeightBytes; i += 64)
+          _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
+      // the 16 rows' d and dmin, and their 8 scales and mins (q4k_scale_min), one row per lane
+      const __m512i dd = _mm512_i32gather_epi32(at, w[0] + o, 1);
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+      const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+      const __m512i u0 = _mm512_i32gather_epi32(at, w[0] + o + 4, 1);
+      const __m512i u1 = _mm512_i32gather_epi32(at, w[0] + o + 8, 1);
+      const __m512i u2 = _mm512_i32gather_epi32(at, w[0] + o + 12, 1);
+      __m512 dsc[8], dm[8];
+      for (int j = 0; j < 4; ++j) {
+        const __m512i sc = _mm512_and_si512(_mm512_srli_epi32(u0, 8 * j), six);
+        const __m512i m = _mm512_and_si512(_mm512_srli_epi32(u1, 8 * j), six);
+        const __m512i sc_hi = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi32(u2, 8 * j), four),
+            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 8 * j + 6), two), 4));
+        const __m512i m_hi = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi32(u2, 8 * j + 4), four),
+            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 8 * j + 6), two), 4));
+        dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+        dm[j] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
+        dsc[j + 4] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc_hi));
+        dm[j + 4] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m_hi));
+      }
+      const std::byte* x = xp + sb * kBlockBytes;
+      __m512 t[NB];
+      for (int b = 0; b < NB; ++b) t[b] = _mm512_setzero_ps();
+      for (int p = 0; p < 4; ++p) {  // sub-blocks 2p (low nibbles) and 2p + 1 (high ones)
+        __m512i lo[8], hi[8];
+        transpose_words8(w, o + 16 + 32 * p, lo);
+        for (int k = 0; k < 8; ++k) {
+          hi[k] = _mm512_and_si512(_mm512_srli_epi16(lo[k], 4), low4);
+          lo[k] = _mm512_and_si512(lo[k], low4);
+        }
+        for (int b = 0; b < NB; ++b) {
+          const std::byte* xq = x + 256 * b + 64 * p;
+          __m512i dl = _mm512_setzero_si512(), dh = _mm512_setzero_si512();
+          for (int k = 0; k < 8; ++k) {
+            int32_t ql, qh;
+            std::memcpy(&ql, xq + 4 * k, 4);
+            std::memcpy(&qh, xq + 32 + 4 * k, 4);
+            dl = _mm512_dpbusd_epi32(dl, lo[k], _mm512_set1_epi32(ql));
+            dh = _mm512_dpbusd_epi32(dh, hi[k], _mm512_set1_epi32(qh));
+          }
+          t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dl), dsc[2 * p], t[b]);
+          t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dh), dsc[2 * p + 1], t[b]);
+        }
+      }
+      for (int b = 0; b < NB; ++b) {
+        const std::byte* sums = x + 260 * NB + 32 * b;
+        for (int s = 0; s < 8; ++s) {
+          float xs;
+          std::memcpy(&xs, sums + 4 * s, 4);
+          t[b] = _mm512_fnmadd_ps(dm[s], _mm512_set1_ps(xs), t[b]);
+        }
+        float dx;
+        std::memcpy(&dx, x + 256 * NB + 4 * b, 4);
+        _mm512_store_ps(acc[b], _mm512_fmadd_ps(t[b], _mm512_set1_ps(dx), _mm512_load_ps(acc[b])));
+      }
+    }
+    const __mmask16 keep = __mmask16((1u << nr) - 1);
+    for (int b = 0; b < NB; ++b)
+      _mm512_mask_storeu_ps(Y + b * ldy + r, keep, _mm512_load_ps(acc[b]));
+  }
+}
+
+// Y[b * ldy + r] = row r . vector b for rows [r0, r1) of type t (Q8_0, Q4_0 or Q4_K) and nb
+// vectors packed by pack_activations_multi.
 inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0,
                                   int64_t r1, int64_t n, const std::byte* xp, int64_t nb, float* Y,
                                   int64_t ldy) {
   for (int64_t g = 0; g < nb; g += kMultiGroup) {
-    const std::byte* x = xp + g / kMultiGroup * multi_group_bytes(n);
+    const std::byte* x = xp + g / kMultiGroup * multi_group_bytes(t, n);
     float* y = Y + g * ldy;
     auto run = [&]<int NB>() {
       if (t == DType::Q8_0)
         dot_rows_group<DType::Q8_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
-      else
+      else if (t == DType::Q4_0)
         dot_rows_group<DType::Q4_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
+      else
+        dot_rows_q4_k_group<NB>(rows, stride, r0, r1, n, x, y, ldy);
     };
     switch (std::min(kMultiGroup, nb - g)) {
       case 1:

@@ -99,20 +99,20 @@ inline std::byte* scratch(int64_t bytes) {
 inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int64_t n) {
   return dot_row_packed(t, row, pack_activation(t, xq, n, scratch(packed_bytes(t, n))), n);
 }
-// Q8_0 and Q4_0 rows against a few vectors (batched decode) in integer arithmetic, each vector
-// quantized by quantize_activation(ActType::Q8_0, ...) into xq + b * ldq: pack_activations_multi
-// rearranges the nb vectors once (into `out`, multi_packed_bytes(n, nb) bytes) for
-// dot_rows_packed_multi: Y[b * ldy + r] = row r . vector b for rows [r0, r1). Fast on AVX-512
-// VNNI (has_int8_multi), where the float kernel (dot_rows_multi) is bound by its FMAs rather than
-// by the weights; elsewhere the scalar twin's loops.
+// Q8_0, Q4_0 and Q4_K rows against a few vectors (batched decode) in integer arithmetic, each
+// vector quantized by quantize_activation(activation_type(t), ...) into xq + b * ldq:
+// pack_activations_multi rearranges the nb vectors once (into `out`, multi_packed_bytes(t, n, nb)
+// bytes) for dot_rows_packed_multi: Y[b * ldy + r] = row r . vector b for rows [r0, r1). Fast on
+// AVX-512 VNNI (has_int8_multi), where the float kernel (dot_rows_multi) is bound by its FMAs
+// rather than by the weights; elsewhere the scalar twin's loops.
 inline bool has_int8_multi(DType t) {
-  return kInt8Kernels && (t == DType::Q8_0 || t == DType::Q4_0);
+  return kInt8Kernels && (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K);
 }
-inline int64_t multi_packed_bytes(int64_t n, int64_t nb) {
+inline int64_t multi_packed_bytes(DType t, int64_t n, int64_t nb) {
 #if defined(MAMBA_SIMD_AVX512_VNNI)
-  return vnni::multi_packed_bytes(n, nb);
+  return vnni::multi_packed_bytes(t, n, nb);
 #else
-  return nb * activation_bytes(ActType::Q8_0, n);
+  return nb * activation_bytes(activation_type(t), n);
 #endif
 }
 inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
@@ -120,8 +120,7 @@ inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, in
 #if defined(MAMBA_SIMD_AVX512_VNNI)
   vnni::pack_activations_multi(t, xq, ldq, n, nb, out);
 #else
-  (void)t;
-  const int64_t bytes = activation_bytes(ActType::Q8_0, n);
+  const int64_t bytes = activation_bytes(activation_type(t), n);
   for (int64_t b = 0; b < nb; ++b) std::memcpy(out + b * bytes, xq + b * ldq, size_t(bytes));
 #endif
 }
@@ -131,7 +130,7 @@ inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride
 #if defined(MAMBA_SIMD_AVX512_VNNI)
   vnni::dot_rows_packed_multi(t, rows, stride, r0, r1, n, xp, nb, Y, ldy);
 #else
-  const int64_t bytes = activation_bytes(ActType::Q8_0, n);
+  const int64_t bytes = activation_bytes(activation_type(t), n);
   for (int64_t b = 0; b < nb; ++b)
     for (int64_t r = r0; r < r1; ++r)
       Y[b * ldy + r] = vec_dot_row_q8(t, rows + r * stride, xp + b * bytes, n);
