@@ -197,9 +197,9 @@ TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
   constexpr int64_t kRows = 37, kMaxVectors = 16;
   const std::pair<int64_t, int64_t> ranges[] = {{0, 37}, {0, 32}, {5, 22}, {16, 17}, {3, 36}};
   const std::pair<DType, int64_t> cases[] = {
-      {DType::Q8_0, 32},  {DType::Q8_0, 96},  {DType::Q8_0, 1536},
-      {DType::Q4_0, 32},  {DType::Q4_0, 160}, {DType::Q4_0, 1536},
-      {DType::Q4_K, 256}, {DType::Q4_K, 768}, {DType::Q4_K, 1536}};
+      {DType::Q8_0, 32},   {DType::Q8_0, 96},   {DType::Q8_0, 1536}, {DType::Q4_0, 32},
+      {DType::Q4_0, 160},  {DType::Q4_0, 1536}, {DType::Q4_K, 256},  {DType::Q4_K, 768},
+      {DType::Q4_K, 1536}, {DType::Q6_K, 256},  {DType::Q6_K, 768},  {DType::Q6_K, 1536}};
   for (auto [t, n] : cases) {
     const StoredMatrix W(t, kRows, n, uint32_t(n) * 5 + 1);
     const auto act = mamba::activation_type(t);

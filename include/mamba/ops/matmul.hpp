@@ -176,21 +176,11 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
     const int64_t macs = n * W.rows * W.cols;
     if (n <= kMaxRowsForMultiDot && activation_type(W.type) != ActType::F32 &&
         quantized_dot() == QuantizedDot::Int8) {
-      const bool multi = simd::has_int8_multi(W.type);
-      const auto xv = matmul_detail::pack_int8(W.type, X, n, W.cols, multi);
-      if (multi) {  // all the vectors at once, in registers
-        parallel_for(W.rows, 16, macs, [&](int64_t r0, int64_t r1) {
-          simd::dot_rows_packed_multi(W.type, W.data, W.row_stride(), r0, r1, W.cols, xv.data, n, Y,
-                                      W.rows);
-        });
-        return;
-      }
-      // else each row (then in L1) against each vector by the matrix-vector kernel
+      // all the vectors against 16 rows at a time, in registers
+      const std::byte* xp = matmul_detail::pack_int8(W.type, X, n, W.cols, true).data;
       parallel_for(W.rows, 16, macs, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t b = 0; b < n; ++b)
-            Y[b * W.rows + r] =
-                simd::dot_row_packed(W.type, W.row(r), xv.data + b * xv.stride, W.cols);
+        simd::dot_rows_packed_multi(W.type, W.data, W.row_stride(), r0, r1, W.cols, xp, n, Y,
+                                    W.rows);
       });
       return;
     }

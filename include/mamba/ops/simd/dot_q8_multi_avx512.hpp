@@ -1,12 +1,13 @@
 #pragma once
-// Q8_0, Q4_0 and Q4_K rows against a few vectors at once (batched decode) in integer arithmetic, on
-// AVX-512 VNNI. The vectors are quantized to Q8_0 blocks, as matrix-vector products quantize
-// theirs, and the rows are taken 16 at a time, transposed in registers so that 32-bit lane l holds
-// four quants of row l: one vpdpbusd, a vector's four quants broadcast, then advances 16 rows' dot
-// products, and a block of 32 is eight of them. The two scales of a block cost three instructions
-// per 16 rows and vector, where the float kernel (dot_multi.hpp) spends 32 FMAs on the same
-// 16 x 32 products, and a single-row integer kernel would spend three per row. Q4_K rows take
-// the same path per sub-block of 32, against vectors quantized to Q8_K super-blocks.
+// Block-quantized rows (Q8_0, Q4_0, Q4_K, Q6_K) against a few vectors at once (batched decode)
+// in integer arithmetic, on AVX-512 VNNI. The vectors are quantized to 8 bits, as matrix-vector
+// products quantize theirs, and the rows are taken 16 at a time, transposed in registers so that
+// 32-bit lane l holds four quants of row l: one vpdpbusd, a vector's four quants broadcast, then
+// advances 16 rows' dot products, and a Q8_0 block of 32 is eight of them. The two scales of a
+// block cost three instructions per 16 rows and vector, where the float kernel (dot_multi.hpp)
+// spends 32 FMAs on the same 16 x 32 products, and a single-row integer kernel would spend three
+// per row. The K-quants take the same path per sub-block of 32 (Q4_K) or group of 16 (Q6_K),
+// against vectors quantized to Q8_K super-blocks.
 // Scalar twin: vec_dot_row_q8 in ops/quant.hpp, a row and a vector at a time.
 #include "mamba/ops/simd/dot_q8_avx512.hpp"
 
@@ -36,13 +37,21 @@ namespace mamba::simd::vnni {
 //     int8_t  q[m][256]  each vector's quants
 //     float   d[m]       its scale
 //     float   s[m][8]    the sum of each sub-block's 32 quants (for the rows' mins)
+//   Q6_K rows: the vectors quantized to Q8_K super-blocks; per super-block of 256 values
+//     int8_t  q[m][256]  each vector's quants
+//     float   d[m]       its scale
+//     int32_t c[m][16]   -32 times the sum of each group of 16 quants: the 6-bit quants enter
+//                        vpdpbusd unsigned, 0..63 standing for -32..31.
 inline constexpr int64_t kMultiGroup = 8;
 
-inline int64_t multi_block_bytes(DType t) {  // per vector and block (of 32, or of 256 for Q4_K)
-  return t == DType::Q4_K ? 256 + 4 + 32 : 32 + 4 + 4;
+inline bool is_k_quant(DType t) {
+  return t == DType::Q4_K || t == DType::Q6_K;
+}
+inline int64_t multi_block_bytes(DType t) {  // per vector and block (of 32, or of 256)
+  return t == DType::Q4_K ? 256 + 4 + 32 : t == DType::Q6_K ? 256 + 4 + 64 : 32 + 4 + 4;
 }
 inline int64_t multi_group_bytes(DType t, int64_t n) {
-  return n / (t == DType::Q4_K ? kQK_K : 32) * kMultiGroup * multi_block_bytes(t);
+  return n / (is_k_quant(t) ? kQK_K : 32) * kMultiGroup * multi_block_bytes(t);
 }
 inline int64_t multi_packed_bytes(DType t, int64_t n, int64_t nb) {
   return (nb + kMultiGroup - 1) / kMultiGroup * multi_group_bytes(t, n);
@@ -53,7 +62,7 @@ inline int64_t multi_packed_bytes(DType t, int64_t n, int64_t nb) {
 inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
                                    std::byte* out) {
   // (vector by vector: GCC 12's -O2 miscompiled the loops nested the other way round)
-  const bool k_quant = t == DType::Q4_K;
+  const bool k_quant = is_k_quant(t);
   const int64_t bytes = multi_block_bytes(t), len = k_quant ? kQK_K : 32;
   const int64_t src_bytes = k_quant ? int64_t(sizeof(BlockQ8_K)) : 34;
   const int32_t k = t == DType::Q8_0 ? 128 : 8;
@@ -70,9 +79,13 @@ inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, in
           std::memcpy(p + len * v, src + 4, size_t(len));
           int16_t bsums[16];
           std::memcpy(bsums, src + 4 + kQK_K, sizeof(bsums));
-          for (int s = 0; s < 8; ++s) {
+          for (int s = 0; s < 8 && t == DType::Q4_K; ++s) {
             const float sum = float(bsums[2 * s] + bsums[2 * s + 1]);
             std::memcpy(p + (len + 4) * m + 32 * v + 4 * s, &sum, 4);
+          }
+          for (int g = 0; g < 16 && t == DType::Q6_K; ++g) {
+            const int32_t c = -32 * bsums[g];
+            std::memcpy(p + (len + 4) * m + 64 * v + 4 * g, &c, 4);
           }
         } else {
           d = f16_at(src);
@@ -297,8 +310,92 @@ inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r
   }
 }
 
-// Y[b * ldy + r] = row r . vector b for rows [r0, r1) of type t (Q8_0, Q4_0 or Q4_K) and nb
-// vectors packed by pack_activations_multi.
+// The same for Q6_K rows: per super-block, d dx sum_g sc[g] (q_g . x_g - 32 sum(x_g)) over the
+// 16 groups of 16 values; per half, its low nibbles (two runs of 32 bytes) and high bit pairs
+// (32 bytes) transposed once for all NB vectors, each quarter's 6-bit quants put together from
+// them.
+template <int NB>
+inline void dot_rows_q6_k_group(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                                int64_t n, const std::byte* xp, float* Y, int64_t ldy) {
+  constexpr int64_t kBlockBytes = NB * (256 + 4 + 64), kWeightBytes = sizeof(BlockQ6_K);
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+  for (int64_t r = r0; r < r1; r += 16) {
+    const int nr = int(std::min<int64_t>(16, r1 - r));
+    const std::byte* w[16];  // a short last group repeats its last row
+    alignas(64) int32_t offsets[16];
+    for (int l = 0; l < 16; ++l) {
+      offsets[l] = int32_t(std::min(l, nr - 1) * stride);
+      w[l] = rows + r * stride + offsets[l];
+    }
+    const __m512i at = _mm512_load_si512(offsets);
+    const std::byte* next = r + 16 < r1 ? rows + (r + 16) * stride : nullptr;
+    alignas(64) float acc[NB][16] = {};
+    for (int64_t sb = 0; sb < n / kQK_K; ++sb) {
+      const int64_t o = sb * kWeightBytes;
+      if (next)
+        for (int64_t i = 0; i < 16 * kWeightBytes; i += 64)
+          _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
+      // the 16 rows' d (the high half of the last word of the block) times their 16 scales
+      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+          _mm512_srli_epi32(_mm512_i32gather_epi32(at, w[0] + o + 206, 1), 16)));
+      __m512 dsc[16];
+      for (int q = 0; q < 4; ++q) {
+        const __m512i sc = _mm512_i32gather_epi32(at, w[0] + o + 192 + 4 * q, 1);
+        for (int i = 0; i < 4; ++i)  // byte i, sign-extended
+          dsc[4 * q + i] = _mm512_mul_ps(
+              d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(sc, 24 - 8 * i), 24)));
+      }
+      const std::byte* x = xp + sb * kBlockBytes;
+      __m512 t[NB];
+      for (int b = 0; b < NB; ++b) t[b] = _mm512_setzero_ps();
+      for (int h = 0; h < 2; ++h) {
+        __m512i A[8], B[8], H[8];  // ql[i], ql[i + 32], qh[i] of the half
+        transpose_words8(w, o + 64 * h, A);
+        transpose_words8(w, o + 64 * h + 32, B);
+        transpose_words8(w, o + 128 + 32 * h, H);
+        for (int j = 0; j < 4; ++j) {  // values 128 h + 32 j + i
+          __m512i q[8];
+          for (int k = 0; k < 8; ++k) {
+            const __m512i lo = j % 2 == 0 ? A[k] : B[k];
+            const __m512i l4 = j < 2 ? lo : _mm512_srli_epi16(lo, 4);
+            const __m512i h2 = j == 0   ? _mm512_slli_epi16(H[k], 4)
+                               : j == 1 ? _mm512_slli_epi16(H[k], 2)
+                               : j == 2 ? H[k]
+                                        : _mm512_srli_epi16(H[k], 2);
+            // (l4 & low4) | (h2 & bits45)
+            q[k] = _mm512_ternarylogic_epi64(_mm512_and_si512(l4, low4), h2, bits45, 0xF8);
+          }
+          for (int b = 0; b < NB; ++b) {
+            const std::byte* xq = x + 256 * b + 128 * h + 32 * j;
+            for (int g2 = 0; g2 < 2; ++g2) {
+              const int g = 8 * h + 2 * j + g2;
+              int32_t c;
+              std::memcpy(&c, x + 260 * NB + 64 * b + 4 * g, 4);
+              __m512i dot = _mm512_set1_epi32(c);
+              for (int k = 4 * g2; k < 4 * g2 + 4; ++k) {
+                int32_t q4;
+                std::memcpy(&q4, xq + 4 * k, 4);
+                dot = _mm512_dpbusd_epi32(dot, q[k], _mm512_set1_epi32(q4));
+              }
+              t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dsc[g], t[b]);
+            }
+          }
+        }
+      }
+      for (int b = 0; b < NB; ++b) {
+        float dx;
+        std::memcpy(&dx, x + 256 * NB + 4 * b, 4);
+        _mm512_store_ps(acc[b], _mm512_fmadd_ps(t[b], _mm512_set1_ps(dx), _mm512_load_ps(acc[b])));
+      }
+    }
+    const __mmask16 keep = __mmask16((1u << nr) - 1);
+    for (int b = 0; b < NB; ++b)
+      _mm512_mask_storeu_ps(Y + b * ldy + r, keep, _mm512_load_ps(acc[b]));
+  }
+}
+
+// Y[b * ldy + r] = row r . vector b for rows [r0, r1) of type t (Q8_0, Q4_0, Q4_K or Q6_K) and
+// nb vectors packed by pack_activations_multi.
 inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0,
                                   int64_t r1, int64_t n, const std::byte* xp, int64_t nb, float* Y,
                                   int64_t ldy) {
@@ -310,8 +407,10 @@ inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride
         dot_rows_group<DType::Q8_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
       else if (t == DType::Q4_0)
         dot_rows_group<DType::Q4_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
-      else
+      else if (t == DType::Q4_K)
         dot_rows_q4_k_group<NB>(rows, stride, r0, r1, n, x, y, ldy);
+      else
+        dot_rows_q6_k_group<NB>(rows, stride, r0, r1, n, x, y, ldy);
     };
     switch (std::min(kMultiGroup, nb - g)) {
       case 1:

@@ -99,15 +99,12 @@ inline std::byte* scratch(int64_t bytes) {
 inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int64_t n) {
   return dot_row_packed(t, row, pack_activation(t, xq, n, scratch(packed_bytes(t, n))), n);
 }
-// Q8_0, Q4_0 and Q4_K rows against a few vectors (batched decode) in integer arithmetic, each
-// vector quantized by quantize_activation(activation_type(t), ...) into xq + b * ldq:
-// pack_activations_multi rearranges the nb vectors once (into `out`, multi_packed_bytes(t, n, nb)
-// bytes) for dot_rows_packed_multi: Y[b * ldy + r] = row r . vector b for rows [r0, r1). Fast on
-// AVX-512 VNNI (has_int8_multi), where the float kernel (dot_rows_multi) is bound by its FMAs
-// rather than by the weights; elsewhere the scalar twin's loops.
-inline bool has_int8_multi(DType t) {
-  return kInt8Kernels && (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K);
-}
+// Block-quantized rows (Q8_0, Q4_0, Q4_K, Q6_K) against a few vectors (batched decode) in integer
+// arithmetic, each vector quantized by quantize_activation(activation_type(t), ...) into
+// xq + b * ldq: pack_activations_multi rearranges the nb vectors once (into `out`,
+// multi_packed_bytes(t, n, nb) bytes) for dot_rows_packed_multi: Y[b * ldy + r] = row r . vector b
+// for rows [r0, r1). SIMD on AVX-512 VNNI (kInt8Kernels), where the float kernel (dot_rows_multi)
+// is bound by its FMAs rather than by the weights; elsewhere the scalar twin's loops.
 inline int64_t multi_packed_bytes(DType t, int64_t n, int64_t nb) {
 #if defined(MAMBA_SIMD_AVX512_VNNI)
   return vnni::multi_packed_bytes(t, n, nb);
