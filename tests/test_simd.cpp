@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <mamba/model/mixer.hpp>
 #include <mamba/ops/activations.hpp>
 #include <mamba/ops/quant.hpp>
@@ -259,6 +260,23 @@ TYPED_TEST(SimdTest, ExpSiluSoftplusMatchTheLibm) {
   }
   // PyTorch's threshold: above 20 softplus is the identity, exactly
   EXPECT_EQ(sp[n - 2], 60.0f);
+}
+
+TYPED_TEST(SimdTest, ExpSiluSoftplusKeepNaN) {
+  // a NaN that came out as a number would hide a broken weight or input downstream
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> v(19, 1.0f), e(v.size()), s(v.size()), sp(v.size()), bias(v.size(), 0.0f);
+  v[0] = v[5] = v[18] = nan;  // in a full vector and in the tail
+  const int64_t n = static_cast<int64_t>(v.size());
+  mamba::simd::exp_array<TypeParam>(v.data(), e.data(), n);
+  mamba::simd::silu_array<TypeParam>(v.data(), s.data(), n);
+  mamba::simd::softplus_bias_array<TypeParam>(v.data(), bias.data(), sp.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(std::isnan(e[i]), std::isnan(v[i]));
+    EXPECT_EQ(std::isnan(s[i]), std::isnan(v[i]));
+    EXPECT_EQ(std::isnan(sp[i]), std::isnan(v[i]));
+  }
 }
 
 TYPED_TEST(SimdTest, ScanStepMatchesTheScalarStep) {

@@ -2,8 +2,8 @@
 // Vectorized exp, log1p, silu and softplus on any packet type (ops_*.hpp), and array forms.
 // exp: range reduction x = n ln2 + r, |r| <= ln2/2, a degree-7 Taylor polynomial for exp(r)
 // (truncation error below 1e-8), then p * 2^n; results below exp(-87) flush to 0 (the smallest
-// normal float is exp(-87.3)), above 88.72 go to infinity. log(u) for u in [1, 2]: u = m 2^k with m
-// in [sqrt(1/2), sqrt(2)], log(m) = f - f^2/2 + f^3 P(f) with f = m - 1 (the classic
+// normal float is exp(-87.3)), above 88.72 go to infinity, NaN stays NaN. log(u) for u in [1, 2]: u
+// = m 2^k with m in [sqrt(1/2), sqrt(2)], log(m) = f - f^2/2 + f^3 P(f) with f = m - 1 (the classic
 // single-precision minimax P).
 #include <cmath>
 #include <cstdint>
@@ -13,7 +13,8 @@ namespace mamba::simd {
 template <class O>
 inline typename O::F exp(typename O::F x) {
   using F = typename O::F;
-  const F xc = O::min(O::max(x, O::set1(-87.0f)), O::set1(88.7f));
+  // x last: min/max return their second operand when either is NaN (x86), so NaN stays NaN
+  const F xc = O::min(O::set1(88.7f), O::max(O::set1(-87.0f), x));
   const F n = O::round(O::mul(xc, O::set1(1.44269504088896341f)));
   F r = O::fma(n, O::set1(-0.693359375f), xc);  // ln2 in two parts: hi has 9 significant bits
   r = O::fma(n, O::set1(2.12194440e-4f), r);
@@ -65,7 +66,7 @@ inline typename O::F silu(typename O::F v) {
 // softplus(v) = log(1 + exp(v)) = max(v, 0) + log1p(exp(-|v|)); v itself above 20 (PyTorch)
 template <class O>
 inline typename O::F softplus(typename O::F v) {
-  const auto sp = O::add(O::max(v, O::zero()), log1p_unit<O>(exp<O>(O::sub(O::zero(), O::abs(v)))));
+  const auto sp = O::add(O::max(O::zero(), v), log1p_unit<O>(exp<O>(O::sub(O::zero(), O::abs(v)))));
   return O::select_gt(v, O::set1(20.0f), v, sp);
 }
 
