@@ -55,8 +55,10 @@ void BM_Matvec(benchmark::State& st, DType type, mamba::QuantizedDot mode) {
 
 // Y = X W^T for 8 rows of X (batched decode), W of the 130m in_proj (3072 x 768) or out_proj
 // (768 x 1536) shape, repeated to 8 copies (32 to 48 MiB in F32) so that it is read from memory.
-void BM_MatmulBatch8(benchmark::State& st, DType type) {
+// Block types: with int8 activations (the integer batched kernels) and with float ones.
+void BM_MatmulBatch8(benchmark::State& st, DType type, mamba::QuantizedDot mode) {
   mamba::set_num_threads(static_cast<int>(st.range(0)));
+  mamba::QuantizedDotScope scope(mode);
   const int64_t rows = st.range(1) == 0 ? 3072 : 768, cols = st.range(1) == 0 ? 768 : 1536;
   constexpr int copies = 8, n = 8;
   const int64_t stride = mamba::row_bytes(type, cols);
@@ -139,13 +141,21 @@ void register_all() {
                                    type, mamba::QuantizedDot::Int8)
           ->Apply(threads);
   }
-  for (auto [name, type] : types)
-    benchmark::RegisterBenchmark((std::string("BM_MatmulBatch8/") + name).c_str(), BM_MatmulBatch8,
-                                 type)
-        ->ArgNames({"threads", "out_proj"})
+  auto batch = [](benchmark::internal::Benchmark* b) {
+    b->ArgNames({"threads", "out_proj"})
         ->ArgsProduct({{1, 2}, {0, 1}})
         ->UseRealTime()
         ->Unit(benchmark::kMicrosecond);
+  };
+  for (auto [name, type] : types) {
+    benchmark::RegisterBenchmark((std::string("BM_MatmulBatch8/") + name).c_str(), BM_MatmulBatch8,
+                                 type, mamba::QuantizedDot::Float)
+        ->Apply(batch);
+    if (mamba::traits(type).block_size > 1)
+      benchmark::RegisterBenchmark((std::string("BM_MatmulBatch8/") + name + "_int8").c_str(),
+                                   BM_MatmulBatch8, type, mamba::QuantizedDot::Int8)
+          ->Apply(batch);
+  }
   benchmark::RegisterBenchmark("BM_ScanStep", BM_ScanStep)->Apply(threads);
   benchmark::RegisterBenchmark("BM_ScanSequence256", BM_ScanSequence256)->Apply(threads);
 }

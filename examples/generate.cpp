@@ -66,7 +66,8 @@ const char* kUsage =
     "      --quiet             no timing line on stderr\n"
     "      --check-weights     scan every weight for NaN/Inf, report where, and exit (1 if any)\n"
     "      --float-dot         decode block-quantized weights against float activations (exact\n"
-    "                          up to float rounding, slower) instead of 8-bit ones (default)\n"
+    "                          up to float rounding, slower) instead of 8-bit ones (the\n"
+    "                          default where the CPU has AVX-512 VNNI)\n"
     "  -h, --help              this text\n";
 
 [[noreturn]] void usage_error(const std::string& what) {
