@@ -22,6 +22,13 @@
 #include "mamba/ops/blocks.hpp"
 #include "mamba/ops/dtype.hpp"
 
+// GCC 12 warns, falsely, inside the unmasked AVX-512 intrinsics once these kernels are inlined
+// (bug 105593, as in dot_multi.hpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
 namespace mamba::simd::vnni {
 
 // ---------------------------------------------------------------------------------------------
@@ -171,6 +178,37 @@ inline void transpose_blocks<DType::Q4_0>(const std::byte* const* w, int64_t o, 
   }
 }
 
+// Rows r .. r + 15 of a matrix (row stride `stride` bytes) whose part [r0, r1) a kernel takes, a
+// short last group repeating its last row: their addresses, gathers of a 32-bit word from each,
+// the prefetch of the next 16 rows (which follow in memory: each block's step fetches its share)
+// and the store of 16 results, those of the rows that exist.
+struct Rows16 {
+  const std::byte* w[16];
+  __m512i at;  // byte offsets of the rows from w[0]
+  const std::byte* next;
+  __mmask16 keep;
+
+  Rows16(const std::byte* rows, int64_t stride, int64_t r, int64_t r1) {
+    const int nr = int(std::min<int64_t>(16, r1 - r));
+    alignas(64) int32_t offsets[16];
+    for (int l = 0; l < 16; ++l) {
+      offsets[l] = int32_t(std::min(l, nr - 1) * stride);
+      w[l] = rows + r * stride + offsets[l];
+    }
+    at = _mm512_load_si512(offsets);
+    next = r + 16 < r1 ? rows + (r + 16) * stride : nullptr;
+    keep = __mmask16((1u << nr) - 1);
+  }
+  // lane l = the 32-bit word at byte o of row l
+  __m512i words(int64_t o) const { return _mm512_i32gather_epi32(at, w[0] + o, 1); }
+  // the next rows' share of a block of `bytes` per row at offset o
+  void prefetch_next(int64_t o, int64_t bytes) const {
+    if (next)
+      for (int64_t i = 0; i < 16 * bytes; i += 64) _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
+  }
+  void store(float* y, __m512 v) const { _mm512_mask_storeu_ps(y, keep, v); }
+};
+
 // Y[b * ldy + r] = row r . vector b for rows [r0, r1) of Q8_0 or Q4_0 rows (row stride `stride`
 // bytes) and the NB vectors of one packed group.
 template <DType T, int NB>
@@ -179,28 +217,16 @@ inline void dot_rows_group(const std::byte* rows, int64_t stride, int64_t r0, in
   const int64_t nblk = n / 32;
   constexpr int64_t kBlockBytes = NB * 40, kWeightBytes = T == DType::Q8_0 ? 34 : 18;
   for (int64_t r = r0; r < r1; r += 16) {
-    const int nr = int(std::min<int64_t>(16, r1 - r));
-    const std::byte* w[16];  // a short last group repeats its last row
-    alignas(64) int32_t offsets[16];
-    for (int l = 0; l < 16; ++l) {
-      offsets[l] = int32_t(std::min(l, nr - 1) * stride);
-      w[l] = rows + r * stride + offsets[l];
-    }
-    const __m512i at = _mm512_load_si512(offsets);
-    // The next 16 rows follow these in memory: each block's step fetches its share of them.
-    const std::byte* next = r + 16 < r1 ? rows + (r + 16) * stride : nullptr;
+    const Rows16 g(rows, stride, r, r1);
     __m512 acc[NB];
     for (int b = 0; b < NB; ++b) acc[b] = _mm512_setzero_ps();
     for (int64_t blk = 0; blk < nblk; ++blk) {
       const int64_t o = blk * kWeightBytes;
-      if (next)
-        for (int64_t i = 0; i < 16 * kWeightBytes; i += 64)
-          _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
+      g.prefetch_next(o, kWeightBytes);
       __m512i v[8];
-      transpose_blocks<T>(w, o, v);
+      transpose_blocks<T>(g.w, o, v);
       // the 16 rows' F16 scales, each the low half of a 32-bit gather at the block's start
-      const __m512 dw =
-          _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(at, w[0] + o, 1)));
+      const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g.words(o)));
       const std::byte* x = xp + blk * kBlockBytes;
       for (int b = 0; b < NB; ++b) {
         int32_t c;
@@ -217,8 +243,7 @@ inline void dot_rows_group(const std::byte* rows, int64_t stride, int64_t r0, in
             _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[b]);
       }
     }
-    const __mmask16 keep = __mmask16((1u << nr) - 1);
-    for (int b = 0; b < NB; ++b) _mm512_mask_storeu_ps(Y + b * ldy + r, keep, acc[b]);
+    for (int b = 0; b < NB; ++b) g.store(Y + b * ldy + r, acc[b]);
   }
 }
 
@@ -231,28 +256,18 @@ inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r
   const __m512i low4 = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi32(0x3F);
   const __m512i four = _mm512_set1_epi32(0x0F), two = _mm512_set1_epi32(0x03);
   for (int64_t r = r0; r < r1; r += 16) {
-    const int nr = int(std::min<int64_t>(16, r1 - r));
-    const std::byte* w[16];  // a short last group repeats its last row
-    alignas(64) int32_t offsets[16];
-    for (int l = 0; l < 16; ++l) {
-      offsets[l] = int32_t(std::min(l, nr - 1) * stride);
-      w[l] = rows + r * stride + offsets[l];
-    }
-    const __m512i at = _mm512_load_si512(offsets);
-    const std::byte* next = r + 16 < r1 ? rows + (r + 16) * stride : nullptr;
+    const Rows16 g(rows, stride, r, r1);
     alignas(64) float acc[NB][16] = {};
     for (int64_t sb = 0; sb < n / kQK_K; ++sb) {
       const int64_t o = sb * kWeightBytes;
-      if (next)
-        for (int64_t i = 0; i < 16 * kWeightBytes; i += 64)
-          _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
+      g.prefetch_next(o, kWeightBytes);
       // the 16 rows' d and dmin, and their 8 scales and mins (q4k_scale_min), one row per lane
-      const __m512i dd = _mm512_i32gather_epi32(at, w[0] + o, 1);
+      const __m512i dd = g.words(o);
       const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
       const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
-      const __m512i u0 = _mm512_i32gather_epi32(at, w[0] + o + 4, 1);
-      const __m512i u1 = _mm512_i32gather_epi32(at, w[0] + o + 8, 1);
-      const __m512i u2 = _mm512_i32gather_epi32(at, w[0] + o + 12, 1);
+      const __m512i u0 = g.words(o + 4);
+      const __m512i u1 = g.words(o + 8);
+      const __m512i u2 = g.words(o + 12);
       __m512 dsc[8], dm[8];
       for (int j = 0; j < 4; ++j) {
         const __m512i sc = _mm512_and_si512(_mm512_srli_epi32(u0, 8 * j), six);
@@ -273,7 +288,7 @@ inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r
       for (int b = 0; b < NB; ++b) t[b] = _mm512_setzero_ps();
       for (int p = 0; p < 4; ++p) {  // sub-blocks 2p (low nibbles) and 2p + 1 (high ones)
         __m512i lo[8], hi[8];
-        transpose_words8(w, o + 16 + 32 * p, lo);
+        transpose_words8(g.w, o + 16 + 32 * p, lo);
         for (int k = 0; k < 8; ++k) {
           hi[k] = _mm512_and_si512(_mm512_srli_epi16(lo[k], 4), low4);
           lo[k] = _mm512_and_si512(lo[k], low4);
@@ -304,9 +319,7 @@ inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r
         _mm512_store_ps(acc[b], _mm512_fmadd_ps(t[b], _mm512_set1_ps(dx), _mm512_load_ps(acc[b])));
       }
     }
-    const __mmask16 keep = __mmask16((1u << nr) - 1);
-    for (int b = 0; b < NB; ++b)
-      _mm512_mask_storeu_ps(Y + b * ldy + r, keep, _mm512_load_ps(acc[b]));
+    for (int b = 0; b < NB; ++b) g.store(Y + b * ldy + r, _mm512_load_ps(acc[b]));
   }
 }
 
@@ -320,27 +333,17 @@ inline void dot_rows_q6_k_group(const std::byte* rows, int64_t stride, int64_t r
   constexpr int64_t kBlockBytes = NB * (256 + 4 + 64), kWeightBytes = sizeof(BlockQ6_K);
   const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
   for (int64_t r = r0; r < r1; r += 16) {
-    const int nr = int(std::min<int64_t>(16, r1 - r));
-    const std::byte* w[16];  // a short last group repeats its last row
-    alignas(64) int32_t offsets[16];
-    for (int l = 0; l < 16; ++l) {
-      offsets[l] = int32_t(std::min(l, nr - 1) * stride);
-      w[l] = rows + r * stride + offsets[l];
-    }
-    const __m512i at = _mm512_load_si512(offsets);
-    const std::byte* next = r + 16 < r1 ? rows + (r + 16) * stride : nullptr;
+    const Rows16 g(rows, stride, r, r1);
     alignas(64) float acc[NB][16] = {};
     for (int64_t sb = 0; sb < n / kQK_K; ++sb) {
       const int64_t o = sb * kWeightBytes;
-      if (next)
-        for (int64_t i = 0; i < 16 * kWeightBytes; i += 64)
-          _mm_prefetch(next + 16 * o + i, _MM_HINT_T0);
+      g.prefetch_next(o, kWeightBytes);
       // the 16 rows' d (the high half of the last word of the block) times their 16 scales
-      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
-          _mm512_srli_epi32(_mm512_i32gather_epi32(at, w[0] + o + 206, 1), 16)));
+      const __m512 d =
+          _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g.words(o + 206), 16)));
       __m512 dsc[16];
       for (int q = 0; q < 4; ++q) {
-        const __m512i sc = _mm512_i32gather_epi32(at, w[0] + o + 192 + 4 * q, 1);
+        const __m512i sc = g.words(o + 192 + 4 * q);
         for (int i = 0; i < 4; ++i)  // byte i, sign-extended
           dsc[4 * q + i] = _mm512_mul_ps(
               d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(sc, 24 - 8 * i), 24)));
@@ -350,9 +353,9 @@ inline void dot_rows_q6_k_group(const std::byte* rows, int64_t stride, int64_t r
       for (int b = 0; b < NB; ++b) t[b] = _mm512_setzero_ps();
       for (int h = 0; h < 2; ++h) {
         __m512i A[8], B[8], H[8];  // ql[i], ql[i + 32], qh[i] of the half
-        transpose_words8(w, o + 64 * h, A);
-        transpose_words8(w, o + 64 * h + 32, B);
-        transpose_words8(w, o + 128 + 32 * h, H);
+        transpose_words8(g.w, o + 64 * h, A);
+        transpose_words8(g.w, o + 64 * h + 32, B);
+        transpose_words8(g.w, o + 128 + 32 * h, H);
         for (int j = 0; j < 4; ++j) {  // values 128 h + 32 j + i
           __m512i q[8];
           for (int k = 0; k < 8; ++k) {
@@ -388,9 +391,7 @@ inline void dot_rows_q6_k_group(const std::byte* rows, int64_t stride, int64_t r
         _mm512_store_ps(acc[b], _mm512_fmadd_ps(t[b], _mm512_set1_ps(dx), _mm512_load_ps(acc[b])));
       }
     }
-    const __mmask16 keep = __mmask16((1u << nr) - 1);
-    for (int b = 0; b < NB; ++b)
-      _mm512_mask_storeu_ps(Y + b * ldy + r, keep, _mm512_load_ps(acc[b]));
+    for (int b = 0; b < NB; ++b) g.store(Y + b * ldy + r, _mm512_load_ps(acc[b]));
   }
 }
 
@@ -442,4 +443,8 @@ inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride
 }
 
 }  // namespace mamba::simd::vnni
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
