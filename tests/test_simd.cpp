@@ -155,6 +155,21 @@ struct StoredMatrix {
   }
 };
 
+// Y (vectors of ldy, filled with 123 before the kernel ran) holds, for the vectors b < nb and the
+// rows [r0, r1), want(b, r) within 1e-5 of scale(b, r) (sum |w_i x_i|); 123 elsewhere.
+template <class Want, class Scale>
+void expect_products(const std::vector<float>& Y, int64_t ldy, int64_t nb, int64_t r0, int64_t r1,
+                     Want want, Scale scale) {
+  for (int64_t b = 0; b < int64_t(Y.size()) / ldy; ++b)
+    for (int64_t r = 0; r < ldy; ++r) {
+      const float got = Y[b * ldy + r];
+      if (b >= nb || r < r0 || r >= r1)
+        ASSERT_EQ(got, 123.0f) << "b=" << b << " r=" << r;
+      else
+        ASSERT_NEAR(got, want(b, r), 1e-5 * scale(b, r) + 1e-6) << "b=" << b << " r=" << r;
+    }
+}
+
 TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
   // Every row range [r0, r1) (odd starts and lengths, one row) with 1 to 16 vectors: each
   // output is the scalar twin's dot product of that row and vector, and nothing else is written.
@@ -173,19 +188,17 @@ TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
           std::vector<float> Y(kMaxVectors * ldy, 123.0f);
           mamba::simd::kernels::dot_rows_multi<TypeParam>(t, W.bytes.data(), W.stride, r0, r1, n,
                                                           X.data(), ldx, nb, Y.data(), ldy);
-          for (int64_t b = 0; b < kMaxVectors; ++b)
-            for (int64_t r = 0; r < ldy; ++r) {
-              const float got = Y[b * ldy + r];
-              if (b >= nb || r < r0 || r >= r1) {
-                ASSERT_EQ(got, 123.0f) << "b=" << b << " r=" << r;
-                continue;
-              }
-              const float* x = &X[b * ldx];
-              const float want = mamba::vec_dot_row(t, W.bytes.data() + r * W.stride, x, n);
-              double scale = 0;
-              for (int64_t i = 0; i < n; ++i) scale += std::fabs(W.values[r * n + i] * x[i]);
-              ASSERT_NEAR(got, want, 1e-5 * scale + 1e-6) << "b=" << b << " r=" << r;
-            }
+          expect_products(
+              Y, ldy, nb, r0, r1,
+              [&](int64_t b, int64_t r) {
+                return mamba::vec_dot_row(t, W.bytes.data() + r * W.stride, &X[b * ldx], n);
+              },
+              [&](int64_t b, int64_t r) {
+                double scale = 0;
+                for (int64_t i = 0; i < n; ++i)
+                  scale += std::fabs(W.values[r * n + i] * X[b * ldx + i]);
+                return scale;
+              });
         }
       }
     }
@@ -218,19 +231,17 @@ TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
         std::vector<float> Y(kMaxVectors * ldy, 123.0f);
         mamba::simd::dot_rows_packed_multi(t, W.bytes.data(), W.stride, r0, r1, n, xp.data(), nb,
                                            Y.data(), ldy);
-        for (int64_t b = 0; b < kMaxVectors; ++b)
-          for (int64_t r = 0; r < ldy; ++r) {
-            const float got = Y[b * ldy + r];
-            if (b >= nb || r < r0 || r >= r1) {
-              ASSERT_EQ(got, 123.0f) << "b=" << b << " r=" << r;
-              continue;
-            }
-            const float want =
-                mamba::vec_dot_row_q8(t, W.bytes.data() + r * W.stride, &xq[b * ldq], n);
-            double scale = 0;
-            for (int64_t i = 0; i < n; ++i) scale += std::fabs(W.values[r * n + i] * X[b * n + i]);
-            ASSERT_NEAR(got, want, 1e-5 * scale + 1e-6) << "b=" << b << " r=" << r;
-          }
+        expect_products(
+            Y, ldy, nb, r0, r1,
+            [&](int64_t b, int64_t r) {
+              return mamba::vec_dot_row_q8(t, W.bytes.data() + r * W.stride, &xq[b * ldq], n);
+            },
+            [&](int64_t b, int64_t r) {
+              double scale = 0;
+              for (int64_t i = 0; i < n; ++i)
+                scale += std::fabs(W.values[r * n + i] * X[b * n + i]);
+              return scale;
+            });
       }
     }
   }

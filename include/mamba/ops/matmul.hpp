@@ -94,32 +94,21 @@ class QuantizedDotScope {
 };
 
 namespace matmul_detail {
-// The n vectors X + b * cols quantized once to 8-bit blocks for rows of type t and packed for
-// the integer kernels: all together for dot_rows_packed_multi (`multi`), else each for
-// dot_row_packed at data + b * stride (64-byte aligned). Valid until the thread's next product.
-struct Int8Vectors {
-  const std::byte* data;
-  int64_t stride;
-};
-inline Int8Vectors pack_int8(DType t, const float* X, int64_t n, int64_t cols, bool multi) {
+// X's n vectors quantized once to 8-bit blocks for rows of type t and packed for the integer
+// kernels: all together for dot_rows_packed_multi (`multi`), else the one vector (n = 1) for
+// dot_row_packed. Valid until the thread's next product.
+inline const std::byte* pack_int8(DType t, const float* X, int64_t n, int64_t cols, bool multi) {
   const ActType act = activation_type(t);
-  const int64_t ldq = activation_bytes(act, cols), bytes = simd::packed_bytes(t, cols);
-  const int64_t stride = (bytes + 63) / 64 * 64;
+  const int64_t ldq = activation_bytes(act, cols);
   thread_local std::vector<std::byte> xq;
   xq.resize(n * ldq);
   for (int64_t b = 0; b < n; ++b)
     simd::quantize_activation(act, X + b * cols, xq.data() + b * ldq, cols);
-  if (multi) {
-    std::byte* out = simd::scratch(simd::multi_packed_bytes(t, cols, n));
-    simd::pack_activations_multi(t, xq.data(), ldq, cols, n, out);
-    return {out, 0};
-  }
-  std::byte* out = simd::scratch(n * stride);
-  for (int64_t b = 0; b < n; ++b) {
-    const std::byte* p = simd::pack_activation(t, xq.data() + b * ldq, cols, out + b * stride);
-    if (p != out + b * stride) std::memcpy(out + b * stride, p, size_t(bytes));  // as it was
-  }
-  return {out, stride};
+  if (!multi)
+    return simd::pack_activation(t, xq.data(), cols, simd::scratch(simd::packed_bytes(t, cols)));
+  std::byte* out = simd::scratch(simd::multi_packed_bytes(t, cols, n));
+  simd::pack_activations_multi(t, xq.data(), ldq, cols, n, out);
+  return out;
 }
 }  // namespace matmul_detail
 
@@ -132,7 +121,7 @@ inline void matvec(const MatrixView& W, const T* x, T* y) {
     const ActType act = activation_type(W.type);
     const int64_t stride = W.row_stride();
     if (act != ActType::F32 && quantized_dot() == QuantizedDot::Int8) {
-      const std::byte* xp = matmul_detail::pack_int8(W.type, x, 1, W.cols, false).data;
+      const std::byte* xp = matmul_detail::pack_int8(W.type, x, 1, W.cols, false);
       parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)
           y[r] = simd::dot_row_packed(W.type, W.data + r * stride, xp, W.cols);
@@ -177,7 +166,7 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
     if (n <= kMaxRowsForMultiDot && activation_type(W.type) != ActType::F32 &&
         quantized_dot() == QuantizedDot::Int8) {
       // all the vectors against 16 rows at a time, in registers
-      const std::byte* xp = matmul_detail::pack_int8(W.type, X, n, W.cols, true).data;
+      const std::byte* xp = matmul_detail::pack_int8(W.type, X, n, W.cols, true);
       parallel_for(W.rows, 16, macs, [&](int64_t r0, int64_t r1) {
         simd::dot_rows_packed_multi(W.type, W.data, W.row_stride(), r0, r1, W.cols, xp, n, Y,
                                     W.rows);

@@ -50,6 +50,30 @@ inline typename O::F load_plain_part(const std::byte* row, int64_t i, int n) {
 // end of the matrix included.
 inline constexpr int64_t kPrefetchAhead = 4096;
 
+// f.template operator()<M>() for M = m, 1 <= m <= 8 (above 8 as 8): a count of vectors made a
+// template argument, so that the batched kernels keep their accumulators in registers.
+template <class F>
+inline void with_count8(int64_t m, F&& f) {
+  switch (m) {
+    case 1:
+      return f.template operator()<1>();
+    case 2:
+      return f.template operator()<2>();
+    case 3:
+      return f.template operator()<3>();
+    case 4:
+      return f.template operator()<4>();
+    case 5:
+      return f.template operator()<5>();
+    case 6:
+      return f.template operator()<6>();
+    case 7:
+      return f.template operator()<7>();
+    default:
+      return f.template operator()<8>();
+  }
+}
+
 inline void prefetch_ahead(const std::byte* p, int64_t bytes) {
 #if defined(__GNUC__)
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + kPrefetchAhead + b, 0, 2);

@@ -214,35 +214,10 @@ template <class O>
 inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                            int64_t n, const float* X, int64_t ldx, int64_t nb, float* Y,
                            int64_t ldy) {
-  for (int64_t b = 0; b < nb; b += 8, X += 8 * ldx, Y += 8 * ldy) {
-    auto run = [&]<int NB>() { dot_rows_multi<O, NB>(t, rows, stride, r0, r1, n, X, ldx, Y, ldy); };
-    switch (nb - b < 8 ? nb - b : 8) {
-      case 1:
-        run.template operator()<1>();
-        break;
-      case 2:
-        run.template operator()<2>();
-        break;
-      case 3:
-        run.template operator()<3>();
-        break;
-      case 4:
-        run.template operator()<4>();
-        break;
-      case 5:
-        run.template operator()<5>();
-        break;
-      case 6:
-        run.template operator()<6>();
-        break;
-      case 7:
-        run.template operator()<7>();
-        break;
-      default:
-        run.template operator()<8>();
-        break;
-    }
-  }
+  for (int64_t b = 0; b < nb; b += 8, X += 8 * ldx, Y += 8 * ldy)
+    with_count8(nb - b, [&]<int NB>() {
+      dot_rows_multi<O, NB>(t, rows, stride, r0, r1, n, X, ldx, Y, ldy);
+    });
 }
 
 }  // namespace mamba::simd::kernels

@@ -247,73 +247,25 @@ inline void dot_rows_group(const std::byte* rows, int64_t stride, int64_t r0, in
   }
 }
 
-// The same for Q4_K rows: per super-block, d dx sum_s sc[s] (q_s . x_s) - dmin dx sum_s m[s]
-// sum(x_s), each pair of sub-blocks' 32 bytes of nibbles transposed once for all NB vectors.
-template <int NB>
-inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
-                                int64_t n, const std::byte* xp, float* Y, int64_t ldy) {
-  constexpr int64_t kBlockBytes = NB * (256 + 4 + 32), kWeightBytes = sizeof(BlockQ4_K);
-  const __m512i low4 = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi32(0x3F);
-  const __m512i four = _mm512_set1_epi32(0x0F), two = _mm512_set1_epi32(0x03);
+// The K-quant kernels' frame, 16 rows at a time and a super-block (kWeightBytes a row, kXBytes a
+// packed vector) at a time: super_block(g, o, x, t) adds to t[b] the 16 rows' products with
+// vector b over the super-block at byte o, short of the vector's scale (its d, at x + 256 NB + 4 b
+// in both layouts), which the frame applies.
+template <int NB, int64_t kWeightBytes, int64_t kXBytes, class SuperBlock>
+inline void dot_rows_k_quant(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                             int64_t n, const std::byte* xp, float* Y, int64_t ldy,
+                             SuperBlock&& super_block) {
   for (int64_t r = r0; r < r1; r += 16) {
     const Rows16 g(rows, stride, r, r1);
     alignas(64) float acc[NB][16] = {};
     for (int64_t sb = 0; sb < n / kQK_K; ++sb) {
       const int64_t o = sb * kWeightBytes;
       g.prefetch_next(o, kWeightBytes);
-      // the 16 rows' d and dmin, and their 8 scales and mins (q4k_scale_min), one row per lane
-      const __m512i dd = g.words(o);
-      const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
-      const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
-      const __m512i u0 = g.words(o + 4);
-      const __m512i u1 = g.words(o + 8);
-      const __m512i u2 = g.words(o + 12);
-      __m512 dsc[8], dm[8];
-      for (int j = 0; j < 4; ++j) {
-        const __m512i sc = _mm512_and_si512(_mm512_srli_epi32(u0, 8 * j), six);
-        const __m512i m = _mm512_and_si512(_mm512_srli_epi32(u1, 8 * j), six);
-        const __m512i sc_hi = _mm512_or_si512(
-            _mm512_and_si512(_mm512_srli_epi32(u2, 8 * j), four),
-            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 8 * j + 6), two), 4));
-        const __m512i m_hi = _mm512_or_si512(
-            _mm512_and_si512(_mm512_srli_epi32(u2, 8 * j + 4), four),
-            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 8 * j + 6), two), 4));
-        dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
-        dm[j] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
-        dsc[j + 4] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc_hi));
-        dm[j + 4] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m_hi));
-      }
-      const std::byte* x = xp + sb * kBlockBytes;
+      const std::byte* x = xp + sb * NB * kXBytes;
       __m512 t[NB];
       for (int b = 0; b < NB; ++b) t[b] = _mm512_setzero_ps();
-      for (int p = 0; p < 4; ++p) {  // sub-blocks 2p (low nibbles) and 2p + 1 (high ones)
-        __m512i lo[8], hi[8];
-        transpose_words8(g.w, o + 16 + 32 * p, lo);
-        for (int k = 0; k < 8; ++k) {
-          hi[k] = _mm512_and_si512(_mm512_srli_epi16(lo[k], 4), low4);
-          lo[k] = _mm512_and_si512(lo[k], low4);
-        }
-        for (int b = 0; b < NB; ++b) {
-          const std::byte* xq = x + 256 * b + 64 * p;
-          __m512i dl = _mm512_setzero_si512(), dh = _mm512_setzero_si512();
-          for (int k = 0; k < 8; ++k) {
-            int32_t ql, qh;
-            std::memcpy(&ql, xq + 4 * k, 4);
-            std::memcpy(&qh, xq + 32 + 4 * k, 4);
-            dl = _mm512_dpbusd_epi32(dl, lo[k], _mm512_set1_epi32(ql));
-            dh = _mm512_dpbusd_epi32(dh, hi[k], _mm512_set1_epi32(qh));
-          }
-          t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dl), dsc[2 * p], t[b]);
-          t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dh), dsc[2 * p + 1], t[b]);
-        }
-      }
+      super_block(g, o, x, t);
       for (int b = 0; b < NB; ++b) {
-        const std::byte* sums = x + 260 * NB + 32 * b;
-        for (int s = 0; s < 8; ++s) {
-          float xs;
-          std::memcpy(&xs, sums + 4 * s, 4);
-          t[b] = _mm512_fnmadd_ps(dm[s], _mm512_set1_ps(xs), t[b]);
-        }
         float dx;
         std::memcpy(&dx, x + 256 * NB + 4 * b, 4);
         _mm512_store_ps(acc[b], _mm512_fmadd_ps(t[b], _mm512_set1_ps(dx), _mm512_load_ps(acc[b])));
@@ -323,6 +275,70 @@ inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r
   }
 }
 
+// The same for Q4_K rows: per super-block, d dx sum_s sc[s] (q_s . x_s) - dmin dx sum_s m[s]
+// sum(x_s), each pair of sub-blocks' 32 bytes of nibbles transposed once for all NB vectors.
+template <int NB>
+inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                                int64_t n, const std::byte* xp, float* Y, int64_t ldy) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi32(0x3F);
+  const __m512i four = _mm512_set1_epi32(0x0F), two = _mm512_set1_epi32(0x03);
+  auto super_block = [&](const Rows16& g, int64_t o, const std::byte* x, __m512* t) {
+    // the 16 rows' d and dmin, and their 8 scales and mins (q4k_scale_min), one row per lane
+    const __m512i dd = g.words(o);
+    const __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    const __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    const __m512i u0 = g.words(o + 4);
+    const __m512i u1 = g.words(o + 8);
+    const __m512i u2 = g.words(o + 12);
+    __m512 dsc[8], dm[8];
+    for (int j = 0; j < 4; ++j) {
+      const __m512i sc = _mm512_and_si512(_mm512_srli_epi32(u0, 8 * j), six);
+      const __m512i m = _mm512_and_si512(_mm512_srli_epi32(u1, 8 * j), six);
+      const __m512i sc_hi = _mm512_or_si512(
+          _mm512_and_si512(_mm512_srli_epi32(u2, 8 * j), four),
+          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u0, 8 * j + 6), two), 4));
+      const __m512i m_hi = _mm512_or_si512(
+          _mm512_and_si512(_mm512_srli_epi32(u2, 8 * j + 4), four),
+          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(u1, 8 * j + 6), two), 4));
+      dsc[j] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+      dm[j] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
+      dsc[j + 4] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc_hi));
+      dm[j + 4] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m_hi));
+    }
+    for (int p = 0; p < 4; ++p) {  // sub-blocks 2p (low nibbles) and 2p + 1 (high ones)
+      __m512i lo[8], hi[8];
+      transpose_words8(g.w, o + 16 + 32 * p, lo);
+      for (int k = 0; k < 8; ++k) {
+        hi[k] = _mm512_and_si512(_mm512_srli_epi16(lo[k], 4), low4);
+        lo[k] = _mm512_and_si512(lo[k], low4);
+      }
+      for (int b = 0; b < NB; ++b) {
+        const std::byte* xq = x + 256 * b + 64 * p;
+        __m512i dl = _mm512_setzero_si512(), dh = _mm512_setzero_si512();
+        for (int k = 0; k < 8; ++k) {
+          int32_t ql, qh;
+          std::memcpy(&ql, xq + 4 * k, 4);
+          std::memcpy(&qh, xq + 32 + 4 * k, 4);
+          dl = _mm512_dpbusd_epi32(dl, lo[k], _mm512_set1_epi32(ql));
+          dh = _mm512_dpbusd_epi32(dh, hi[k], _mm512_set1_epi32(qh));
+        }
+        t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dl), dsc[2 * p], t[b]);
+        t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dh), dsc[2 * p + 1], t[b]);
+      }
+    }
+    for (int b = 0; b < NB; ++b) {
+      const std::byte* sums = x + 260 * NB + 32 * b;
+      for (int s = 0; s < 8; ++s) {
+        float xs;
+        std::memcpy(&xs, sums + 4 * s, 4);
+        t[b] = _mm512_fnmadd_ps(dm[s], _mm512_set1_ps(xs), t[b]);
+      }
+    }
+  };
+  dot_rows_k_quant<NB, sizeof(BlockQ4_K), 256 + 4 + 32>(rows, stride, r0, r1, n, xp, Y, ldy,
+                                                        super_block);
+}
+
 // The same for Q6_K rows: per super-block, d dx sum_g sc[g] (q_g . x_g - 32 sum(x_g)) over the
 // 16 groups of 16 values; per half, its low nibbles (two runs of 32 bytes) and high bit pairs
 // (32 bytes) transposed once for all NB vectors, each quarter's 6-bit quants put together from
@@ -330,69 +346,55 @@ inline void dot_rows_q4_k_group(const std::byte* rows, int64_t stride, int64_t r
 template <int NB>
 inline void dot_rows_q6_k_group(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                                 int64_t n, const std::byte* xp, float* Y, int64_t ldy) {
-  constexpr int64_t kBlockBytes = NB * (256 + 4 + 64), kWeightBytes = sizeof(BlockQ6_K);
   const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
-  for (int64_t r = r0; r < r1; r += 16) {
-    const Rows16 g(rows, stride, r, r1);
-    alignas(64) float acc[NB][16] = {};
-    for (int64_t sb = 0; sb < n / kQK_K; ++sb) {
-      const int64_t o = sb * kWeightBytes;
-      g.prefetch_next(o, kWeightBytes);
-      // the 16 rows' d (the high half of the last word of the block) times their 16 scales
-      const __m512 d =
-          _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g.words(o + 206), 16)));
-      __m512 dsc[16];
-      for (int q = 0; q < 4; ++q) {
-        const __m512i sc = g.words(o + 192 + 4 * q);
-        for (int i = 0; i < 4; ++i)  // byte i, sign-extended
-          dsc[4 * q + i] = _mm512_mul_ps(
-              d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(sc, 24 - 8 * i), 24)));
-      }
-      const std::byte* x = xp + sb * kBlockBytes;
-      __m512 t[NB];
-      for (int b = 0; b < NB; ++b) t[b] = _mm512_setzero_ps();
-      for (int h = 0; h < 2; ++h) {
-        __m512i A[8], B[8], H[8];  // ql[i], ql[i + 32], qh[i] of the half
-        transpose_words8(g.w, o + 64 * h, A);
-        transpose_words8(g.w, o + 64 * h + 32, B);
-        transpose_words8(g.w, o + 128 + 32 * h, H);
-        for (int j = 0; j < 4; ++j) {  // values 128 h + 32 j + i
-          __m512i q[8];
-          for (int k = 0; k < 8; ++k) {
-            const __m512i lo = j % 2 == 0 ? A[k] : B[k];
-            const __m512i l4 = j < 2 ? lo : _mm512_srli_epi16(lo, 4);
-            const __m512i h2 = j == 0   ? _mm512_slli_epi16(H[k], 4)
-                               : j == 1 ? _mm512_slli_epi16(H[k], 2)
-                               : j == 2 ? H[k]
-                                        : _mm512_srli_epi16(H[k], 2);
-            // (l4 & low4) | (h2 & bits45)
-            q[k] = _mm512_ternarylogic_epi64(_mm512_and_si512(l4, low4), h2, bits45, 0xF8);
-          }
-          for (int b = 0; b < NB; ++b) {
-            const std::byte* xq = x + 256 * b + 128 * h + 32 * j;
-            for (int g2 = 0; g2 < 2; ++g2) {
-              const int g = 8 * h + 2 * j + g2;
-              int32_t c;
-              std::memcpy(&c, x + 260 * NB + 64 * b + 4 * g, 4);
-              __m512i dot = _mm512_set1_epi32(c);
-              for (int k = 4 * g2; k < 4 * g2 + 4; ++k) {
-                int32_t q4;
-                std::memcpy(&q4, xq + 4 * k, 4);
-                dot = _mm512_dpbusd_epi32(dot, q[k], _mm512_set1_epi32(q4));
-              }
-              t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dsc[g], t[b]);
+  auto super_block = [&](const Rows16& g, int64_t o, const std::byte* x, __m512* t) {
+    // the 16 rows' d (the high half of the last word of the block) times their 16 scales
+    const __m512 d =
+        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g.words(o + 206), 16)));
+    __m512 dsc[16];
+    for (int q = 0; q < 4; ++q) {
+      const __m512i sc = g.words(o + 192 + 4 * q);
+      for (int i = 0; i < 4; ++i)  // byte i, sign-extended
+        dsc[4 * q + i] = _mm512_mul_ps(
+            d, _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(sc, 24 - 8 * i), 24)));
+    }
+    for (int h = 0; h < 2; ++h) {
+      __m512i A[8], B[8], H[8];  // ql[i], ql[i + 32], qh[i] of the half
+      transpose_words8(g.w, o + 64 * h, A);
+      transpose_words8(g.w, o + 64 * h + 32, B);
+      transpose_words8(g.w, o + 128 + 32 * h, H);
+      for (int j = 0; j < 4; ++j) {  // values 128 h + 32 j + i
+        __m512i q[8];
+        for (int k = 0; k < 8; ++k) {
+          const __m512i lo = j % 2 == 0 ? A[k] : B[k];
+          const __m512i l4 = j < 2 ? lo : _mm512_srli_epi16(lo, 4);
+          const __m512i h2 = j == 0   ? _mm512_slli_epi16(H[k], 4)
+                             : j == 1 ? _mm512_slli_epi16(H[k], 2)
+                             : j == 2 ? H[k]
+                                      : _mm512_srli_epi16(H[k], 2);
+          // (l4 & low4) | (h2 & bits45)
+          q[k] = _mm512_ternarylogic_epi64(_mm512_and_si512(l4, low4), h2, bits45, 0xF8);
+        }
+        for (int b = 0; b < NB; ++b) {
+          const std::byte* xq = x + 256 * b + 128 * h + 32 * j;
+          for (int g2 = 0; g2 < 2; ++g2) {
+            const int g = 8 * h + 2 * j + g2;
+            int32_t c;
+            std::memcpy(&c, x + 260 * NB + 64 * b + 4 * g, 4);
+            __m512i dot = _mm512_set1_epi32(c);
+            for (int k = 4 * g2; k < 4 * g2 + 4; ++k) {
+              int32_t q4;
+              std::memcpy(&q4, xq + 4 * k, 4);
+              dot = _mm512_dpbusd_epi32(dot, q[k], _mm512_set1_epi32(q4));
             }
+            t[b] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dsc[g], t[b]);
           }
         }
       }
-      for (int b = 0; b < NB; ++b) {
-        float dx;
-        std::memcpy(&dx, x + 256 * NB + 4 * b, 4);
-        _mm512_store_ps(acc[b], _mm512_fmadd_ps(t[b], _mm512_set1_ps(dx), _mm512_load_ps(acc[b])));
-      }
     }
-    for (int b = 0; b < NB; ++b) g.store(Y + b * ldy + r, _mm512_load_ps(acc[b]));
-  }
+  };
+  dot_rows_k_quant<NB, sizeof(BlockQ6_K), 256 + 4 + 64>(rows, stride, r0, r1, n, xp, Y, ldy,
+                                                        super_block);
 }
 
 // Y[b * ldy + r] = row r . vector b for rows [r0, r1) of type t (Q8_0, Q4_0, Q4_K or Q6_K) and
@@ -403,7 +405,7 @@ inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride
   for (int64_t g = 0; g < nb; g += kMultiGroup) {
     const std::byte* x = xp + g / kMultiGroup * multi_group_bytes(t, n);
     float* y = Y + g * ldy;
-    auto run = [&]<int NB>() {
+    kernels::with_count8(nb - g, [&]<int NB>() {
       if (t == DType::Q8_0)
         dot_rows_group<DType::Q8_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
       else if (t == DType::Q4_0)
@@ -412,33 +414,7 @@ inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride
         dot_rows_q4_k_group<NB>(rows, stride, r0, r1, n, x, y, ldy);
       else
         dot_rows_q6_k_group<NB>(rows, stride, r0, r1, n, x, y, ldy);
-    };
-    switch (std::min(kMultiGroup, nb - g)) {
-      case 1:
-        run.template operator()<1>();
-        break;
-      case 2:
-        run.template operator()<2>();
-        break;
-      case 3:
-        run.template operator()<3>();
-        break;
-      case 4:
-        run.template operator()<4>();
-        break;
-      case 5:
-        run.template operator()<5>();
-        break;
-      case 6:
-        run.template operator()<6>();
-        break;
-      case 7:
-        run.template operator()<7>();
-        break;
-      default:
-        run.template operator()<8>();
-        break;
-    }
+    });
   }
 }
 

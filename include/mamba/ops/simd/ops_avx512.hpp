@@ -61,13 +61,14 @@ struct Avx512Ops {
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F div(F a, F b) { return _mm512_div_ps(a, b); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
-  static F min(F a, F b) { return _mm512_min_ps(a, b); }
-  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+  // (the maskz forms, all lanes kept: GCC 12 warns falsely inside the unmasked ones, bug 105593)
+  static F min(F a, F b) { return _mm512_maskz_min_ps(0xFFFF, a, b); }
+  static F max(F a, F b) { return _mm512_maskz_max_ps(0xFFFF, a, b); }
   static F abs(F a) { return _mm512_abs_ps(a); }
   static F round(F a) {
-    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_maskz_roundscale_ps(0xFFFF, a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
-  static F scale2(F p, F n) { return _mm512_scalef_ps(p, n); }
+  static F scale2(F p, F n) { return _mm512_maskz_scalef_ps(0xFFFF, p, n); }
   static F select_gt(F a, F b, F x, F y) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x);
   }
