@@ -132,6 +132,40 @@ TEST(Conv, SequenceAndStepMatchTheFormula) {
   }
 }
 
+// What the model runs: taps transposed to (K, E), fed in chunks of any length (1 = decode), with
+// and without a bias; against the formula, in double (to rounding) and float.
+TEST(Conv, FastFormMatchesTheFormulaInAnyChunks) {
+  for (int K : {1, 2, 4, 5}) {
+    for (bool bias : {true, false}) {
+      SCOPED_TRACE(testing::Message() << "K=" << K << " bias=" << bias);
+      const int E = 37, n = 13, stride = E + 3;  // rows of x inside wider ones, as in xz
+      const auto x = random_vector(n * stride, 11), w = random_vector(E * K, 12);
+      const auto b = bias ? random_vector(E, 13) : std::vector<double>(E, 0.0);
+      std::vector<double> x_dense(n * E);
+      for (int t = 0; t < n; ++t) std::copy(&x[t * stride], &x[t * stride] + E, &x_dense[t * E]);
+      const auto want = conv_reference(x_dense, w, b, n, E, K);
+      std::vector<double> w_t(K * E);
+      for (int c = 0; c < E; ++c)
+        for (int k = 0; k < K; ++k) w_t[k * E + c] = w[c * K + k];
+      const std::vector<float> xf(x.begin(), x.end()), w_tf(w_t.begin(), w_t.end()),
+          bf(b.begin(), b.end());
+      std::vector<double> state(std::max(K - 1, 0) * E, 0.0), y(n * E);
+      std::vector<float> statef(state.size(), 0.0f), yf(n * E);
+      for (int t = 0, len = 1; t < n; t += len, len = len % 4 + 1) {  // chunks 1, 2, 3, 4, 1, ...
+        const int m = std::min(len, n - t);
+        mamba::causal_conv1d_fast(m, E, K, w_t.data(), bias ? b.data() : nullptr, state.data(),
+                                  &x[t * stride], stride, &y[t * E]);
+        mamba::causal_conv1d_fast(m, E, K, w_tf.data(), bias ? bf.data() : nullptr, statef.data(),
+                                  &xf[t * stride], stride, &yf[t * E]);
+      }
+      EXPECT_LE(relative_error(y, want), 1e-15);
+      EXPECT_LE(relative_error(std::vector<double>(yf.begin(), yf.end()), want), 1e-6);
+      for (int k = 0; k < K - 1; ++k)  // the last K-1 inputs, exactly
+        for (int c = 0; c < E; ++c) EXPECT_EQ(state[k * E + c], x[(n - (K - 1) + k) * stride + c]);
+    }
+  }
+}
+
 TEST(Scan, SequenceAndStepMatchTheRecurrence) {
   const int E = 11, N = 7, n = 9;
   const auto x = random_vector(n * E, 4), dt = random_vector(n * E, 5, 0.001, 0.5);

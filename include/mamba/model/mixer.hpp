@@ -115,14 +115,10 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
 
   // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
   const T* conv_b = w.conv_b.empty() ? nullptr : w.conv_b.data();
-  if (one_sequence && n > 1) {
-    causal_conv1d_fast(n, E, K, w.conv_w.data(), conv_b, states[0]->conv.data(), x_in, 2 * E,
-                       ws.x.data());
-  } else {
-    for (int64_t t = 0; t < n; ++t)
-      causal_conv1d_step(E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(), x_in + t * 2 * E,
-                         ws.x.data() + t * E);
-  }
+  const int64_t run = one_sequence ? n : 1;  // tokens of one state
+  for (int64_t t = 0; t < n; t += run)
+    causal_conv1d_fast(run, E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
+                       x_in + t * 2 * E, 2 * E, ws.x.data() + t * E);
   silu_inplace(ws.x.data(), n * E);
 
   // x_dbl = self.x_proj(x); dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
@@ -139,22 +135,34 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
   }
 
   // dt = softplus(self.dt_proj(dt))   (dt_proj includes its bias)
-  project(w.dt_proj, ws.dt_low.data(), n, ws.dt.data());
-  softplus_bias_inplace(ws.dt.data(), w.dt_bias, n);
-
   // y = selective_scan(x, dt, A, B, C, D, z)   (A = -exp(A_log), computed at load)
-  if (one_sequence) {
-    selective_scan_fast(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), ws.dbc.data() + R,
-                        ws.dbc.data() + R + N, n_dbc, w.D.data(), z, 2 * E, states[0]->ssm.data(),
-                        ws.y.data());
-  } else {  // one step of each sequence, the sequences shared out across the threads
-    parallel_for(n, 1, n * E * N * 8, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t)
-        selective_scan_fast(1, E, N, ws.x.data() + t * E, E, ws.dt.data() + t * E, w.A.data(),
-                            ws.dbc.data() + t * n_dbc + R, ws.dbc.data() + t * n_dbc + R + N, n_dbc,
-                            w.D.data(), z + t * 2 * E, 2 * E, state_of(t).ssm.data(),
-                            ws.y.data() + t * E);
+  const T* B = ws.dbc.data() + R;
+  const T* C = ws.dbc.data() + R + N;
+  if (n == 1) {
+    // One token: a channel's dt_proj row, softplus, scan and gate touch no other channel, so the
+    // threads share out the channels once for all four (the scan alone is too short to split).
+    T* h = states[0]->ssm.data();
+    parallel_for(E, 16, w.dt_proj.bytes() + E * N * 12, [&](int64_t c0, int64_t c1) {
+      project(w.dt_proj.slice_rows(c0, c1), ws.dt_low.data(), 1, ws.dt.data() + c0);
+      softplus_bias_inplace(ws.dt.data() + c0, w.dt_bias.subspan(c0, c1 - c0), 1);
+      selective_scan_fast(1, c1 - c0, N, ws.x.data() + c0, E, ws.dt.data() + c0,
+                          w.A.data() + c0 * N, B, C, n_dbc, w.D.data() + c0, z + c0, 2 * E,
+                          h + c0 * N, ws.y.data() + c0);
     });
+  } else {
+    project(w.dt_proj, ws.dt_low.data(), n, ws.dt.data());
+    softplus_bias_inplace(ws.dt.data(), w.dt_bias, n);
+    if (one_sequence) {
+      selective_scan_fast(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), B, C, n_dbc,
+                          w.D.data(), z, 2 * E, states[0]->ssm.data(), ws.y.data());
+    } else {  // one step of each sequence, the sequences shared out across the threads
+      parallel_for(n, 1, n * E * N * 8, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t)
+          selective_scan_fast(1, E, N, ws.x.data() + t * E, E, ws.dt.data() + t * E, w.A.data(),
+                              B + t * n_dbc, C + t * n_dbc, n_dbc, w.D.data(), z + t * 2 * E, 2 * E,
+                              state_of(t).ssm.data(), ws.y.data() + t * E);
+      });
+    }
   }
 
   // out = self.out_proj(y)

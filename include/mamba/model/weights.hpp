@@ -1,7 +1,8 @@
 #pragma once
 // The weights of a Mamba-1 or Mamba-2 model as views. Matrices stay in their stored type and point
 // into the checkpoint's mapping; the small per-channel vectors are converted once to the compute
-// scalar T (and A = -exp(A_log) is computed once) into storage the Weights own.
+// scalar T (A = -exp(A_log) is computed once, and the conv taps transposed) into storage the
+// Weights own.
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -24,7 +25,8 @@ struct LayerWeights {
   MatrixView in_proj;                // (d_in_proj, d_model); Mamba-1 rows [x | z] (2*d_inner),
                                      // Mamba-2 rows [z | xBC | dt] (2*d_inner + 2*G*N + nheads)
   std::span<const T> in_proj_bias;   // (d_in_proj), empty unless use_bias
-  std::span<const T> conv_w;         // (conv_dim, d_conv)
+  std::span<const T> conv_w;         // (d_conv, conv_dim): conv1d.weight transposed at load, taps
+                                     // outermost, so that the conv runs over contiguous channels
   std::span<const T> conv_b;         // (conv_dim), empty unless use_conv_bias
   MatrixView x_proj;                 // Mamba-1: (dt_rank + 2*d_state, d_inner); rows [dt | B | C]
   MatrixView dt_proj;                // Mamba-1: (d_inner, dt_rank)
@@ -79,8 +81,8 @@ struct Weights {
       w.storage.push_back(p);
       return std::span<const T>(*p);
     };
-    auto vec = [&](const std::string& name, std::vector<std::vector<int64_t>> shapes,
-                   bool negate_exp = false) {
+    auto values = [&](const std::string& name, std::vector<std::vector<int64_t>> shapes,
+                      bool negate_exp) {
       const TensorRef& t = tensor(name);
       check_shape(name, t, shapes);
       int64_t n = 1;
@@ -92,7 +94,15 @@ struct Weights {
       load_row(t.type, t.data, v.data(), n);
       if (negate_exp)
         for (auto& a : v) a = -std::exp(a);
-      return owned(std::move(v));
+      return v;
+    };
+    auto vec = [&](const std::string& name, std::vector<std::vector<int64_t>> shapes,
+                   bool negate_exp = false) { return owned(values(name, shapes, negate_exp)); };
+    auto transposed = [&](const std::vector<T>& v, int64_t rows, int64_t cols) {
+      std::vector<T> t(v.size());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < cols; ++k) t[k * rows + r] = v[r * cols + k];
+      return owned(std::move(t));
     };
     const int64_t D = c.d_model, E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
     const int64_t H = c.nheads, G = c.ngroups, C = c.conv_dim();
@@ -103,7 +113,7 @@ struct Weights {
       LayerWeights<T> l;
       l.norm = vec(p + "norm.weight", {{D}});
       l.in_proj = matrix(m + "in_proj.weight", c.d_in_proj(), D);
-      l.conv_w = vec(m + "conv1d.weight", {{C, 1, K}, {C, K}});
+      l.conv_w = transposed(values(m + "conv1d.weight", {{C, 1, K}, {C, K}}, false), C, K);
       if (c.arch == Arch::Mamba2) {
         l.dt_bias = vec(m + "dt_bias", {{H}});
         // GGUF stores A = -exp(A_log) and D as {1, H}, the norm as {d_inner/G, G}

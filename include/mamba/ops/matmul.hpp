@@ -31,6 +31,8 @@ struct MatrixView {
   int64_t row_stride() const { return row_bytes(type, cols); }
   const std::byte* row(int64_t r) const { return data + r * row_stride(); }
   int64_t bytes() const { return rows * row_stride(); }
+  // rows [r0, r1) as a matrix of their own
+  MatrixView slice_rows(int64_t r0, int64_t r1) const { return {type, row(r0), r1 - r0, cols}; }
 };
 
 template <class T>

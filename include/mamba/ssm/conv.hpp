@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
 namespace mamba {
 
@@ -51,22 +50,21 @@ inline void causal_conv1d(int64_t n, int64_t d_inner, int64_t K, const T* w, con
   }
 }
 
-// The same as causal_conv1d, with the taps transposed to (K, d_inner) so that every inner loop
-// runs over contiguous channels (the compiler vectorizes them); causal_conv1d is its twin.
+// The same as causal_conv1d, with the taps transposed to (K, d_inner) (the model transposes them
+// at load) so that every inner loop runs over contiguous channels (the compiler vectorizes them);
+// what the model runs for prefill (n tokens) and decode (n = 1). causal_conv1d is its twin.
+//   w_t: (K, d_inner)   b: (d_inner) or null   state: (K-1, d_inner)
+//   x: (n, d_inner) with row stride x_stride   y: (n, d_inner) contiguous
 template <class T>
-inline void causal_conv1d_fast(int64_t n, int64_t d_inner, int64_t K, const T* w, const T* b,
+inline void causal_conv1d_fast(int64_t n, int64_t d_inner, int64_t K, const T* w_t, const T* b,
                                T* state, const T* x, int64_t x_stride, T* y) {
-  thread_local std::vector<T> wt;  // (K, d_inner)
-  wt.resize(K * d_inner);
-  for (int64_t c = 0; c < d_inner; ++c)
-    for (int64_t k = 0; k < K; ++k) wt[k * d_inner + c] = w[c * K + k];
   for (int64_t t = 0; t < n; ++t) {
     T* yt = y + t * d_inner;
     for (int64_t c = 0; c < d_inner; ++c) yt[c] = b ? b[c] : T(0);
     for (int64_t k = 0; k < K; ++k) {
       const int64_t s = t - (K - 1) + k;
       const T* src = s >= 0 ? x + s * x_stride : state + (K - 1 + s) * d_inner;
-      const T* wk = wt.data() + k * d_inner;
+      const T* wk = w_t + k * d_inner;
       for (int64_t c = 0; c < d_inner; ++c) yt[c] += wk[c] * src[c];
     }
   }
