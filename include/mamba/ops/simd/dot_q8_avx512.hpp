@@ -49,6 +49,14 @@ inline int64_t packed_bytes(DType t, int64_t n) {
   return activation_bytes(ActType::Q8_K, n);
 }
 
+// The sum of 32 signed bytes: |q + 128| summed by vpsadbw, less 32 x 128.
+inline int32_t sum_i8(__m256i q) {
+  const __m256i s =
+      _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))), _mm256_setzero_si256());
+  const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  return int32_t(_mm_cvtsi128_si64(_mm_add_epi64(h, _mm_unpackhi_epi64(h, h)))) - 32 * 128;
+}
+
 // out (packed_bytes(t, n), 64-byte aligned) = xq = quantize_activation(activation_type(t), x)
 // in the kernels' layout; returns what to hand them (xq itself for the K-quants).
 inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n, std::byte* out) {
@@ -75,9 +83,7 @@ inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n,
       const float dl = t == DType::Q4_0 && l >= 4 ? d / 16 : d;
       std::memcpy(p + 64 + 4 * (8 * half + l), &dl, 4);
     }
-    int32_t sum = 0;
-    for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(blk[2 + j]);
-    const int32_t c = -k * sum;
+    const int32_t c = -k * sum_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
     std::memcpy(p + 128 + 4 * (8 * half), &c, 4);
   }
   return out;
@@ -346,11 +352,7 @@ inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64
         __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), _mm512_set1_ps(id)));
         q = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 4 + j), _mm512_cvtepi32_epi8(q));
-        alignas(64) int32_t lanes[16];
-        _mm512_store_si512(lanes, q);
-        int32_t sum = 0;
-        for (int32_t v : lanes) sum += v;
-        bsums[j / 16] = static_cast<int16_t>(sum);
+        bsums[j / 16] = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
       }
       std::memcpy(out + 4 + kQK_K, bsums, sizeof(bsums));
     }

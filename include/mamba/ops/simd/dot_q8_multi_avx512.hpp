@@ -96,10 +96,9 @@ inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, in
           }
         } else {
           d = f16_at(src);
-          std::memcpy(p + len * v, src + 2, size_t(len));
-          int32_t sum = 0;
-          for (int j = 0; j < 32; ++j) sum += static_cast<int8_t>(src[2 + j]);
-          const int32_t c = -k * sum;
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + len * v), q);
+          const int32_t c = -k * sum_i8(q);
           std::memcpy(p + 36 * m + 4 * v, &c, 4);
         }
         std::memcpy(p + len * m + 4 * v, &d, 4);
