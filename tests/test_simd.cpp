@@ -56,7 +56,7 @@ TYPED_TEST_SUITE(SimdTest, Isas);
 std::vector<int64_t> lengths_for(DType t) {
   const int64_t bs = mamba::traits(t).block_size;
   if (bs == 1) return {1, 3, 15, 17, 33, 63, 65, 100, 768, 1000};
-  return {bs, 3 * bs, 5 * bs, 1536};
+  return {bs, 2 * bs, 3 * bs, 5 * bs, 6 * bs, 7 * bs, 1536};
 }
 
 TYPED_TEST(SimdTest, DotRowMatchesVecDotRow) {
@@ -240,6 +240,40 @@ TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
               double scale = 0;
               for (int64_t i = 0; i < n; ++i)
                 scale += std::fabs(W.values[r * n + i] * X[b * n + i]);
+              return scale;
+            });
+      }
+    }
+  }
+}
+
+TEST(SimdInt8, DotRowsPackedMatchesVecDotRowQ8) {
+  // Decode's row ranges: groups of rows that share the activations' loads (4 for Q4_0) and
+  // single rows after them, starts off that grid, one row; nothing outside the range is written.
+  constexpr int64_t kRows = 11;
+  const std::pair<int64_t, int64_t> ranges[] = {{0, 11}, {0, 8}, {1, 10}, {5, 6}, {3, 7}};
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    for (int64_t n : lengths_for(t)) {
+      const StoredMatrix W(t, kRows, n, uint32_t(n) * 3 + 5);
+      const auto act = mamba::activation_type(t);
+      const auto x = random_floats(n, uint32_t(n) + 41, -3, 3);
+      std::vector<std::byte> xq(mamba::activation_bytes(act, n));
+      mamba::quantize_activation(act, x.data(), xq.data(), n);
+      const std::byte* xp = mamba::simd::pack_activation(
+          t, xq.data(), n, mamba::simd::scratch(mamba::simd::packed_bytes(t, n)));
+      for (auto [r0, r1] : ranges) {
+        SCOPED_TRACE(testing::Message()
+                     << mamba::dtype_name(t) << " n=" << n << " rows " << r0 << ".." << r1);
+        std::vector<float> y(kRows, 123.0f);
+        mamba::simd::dot_rows_packed(t, W.bytes.data(), W.stride, r0, r1, xp, n, y.data());
+        expect_products(
+            y, kRows, 1, r0, r1,
+            [&](int64_t, int64_t r) {
+              return mamba::vec_dot_row_q8(t, W.bytes.data() + r * W.stride, xq.data(), n);
+            },
+            [&](int64_t, int64_t r) {
+              double scale = 0;
+              for (int64_t i = 0; i < n; ++i) scale += std::fabs(W.values[r * n + i] * x[i]);
               return scale;
             });
       }

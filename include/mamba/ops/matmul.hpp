@@ -98,7 +98,7 @@ class QuantizedDotScope {
 namespace matmul_detail {
 // X's n vectors quantized once to 8-bit blocks for rows of type t and packed for the integer
 // kernels: all together for dot_rows_packed_multi (`multi`), else the one vector (n = 1) for
-// dot_row_packed. Valid until the thread's next product.
+// dot_rows_packed. Valid until the thread's next product.
 inline const std::byte* pack_int8(DType t, const float* X, int64_t n, int64_t cols, bool multi) {
   const ActType act = activation_type(t);
   const int64_t ldq = activation_bytes(act, cols);
@@ -125,8 +125,7 @@ inline void matvec(const MatrixView& W, const T* x, T* y) {
     if (act != ActType::F32 && quantized_dot() == QuantizedDot::Int8) {
       const std::byte* xp = matmul_detail::pack_int8(W.type, x, 1, W.cols, false);
       parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          y[r] = simd::dot_row_packed(W.type, W.data + r * stride, xp, W.cols);
+        simd::dot_rows_packed(W.type, W.data, stride, r0, r1, xp, W.cols, y);
       });
       return;
     }

@@ -10,6 +10,7 @@
 #define MAMBA_SIMD_AVX512_VNNI 1
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -29,23 +30,29 @@ using kernels::prefetch_ahead;
 // ---------------------------------------------------------------------------------------------
 // The activations, quantized once per matrix-vector product, are packed into the layout the
 // kernels read (pack_activation):
-//   Q8_0 and Q4_0 rows: per pair of 32-value blocks (an odd last block paired with zeros),
-//     kPairBytes bytes, 64-byte aligned:
+//   Q8_0 rows: per pair of 32-value blocks (an odd last block paired with zeros), kPairBytes
+//     bytes, 64-byte aligned:
 //       int8_t  q[64]    the two blocks' quants
 //       float   d[16]    the first block's scale in lanes 0-7, the second's in lanes 8-15
-//                        (for Q4_0 over 16 in the lanes 4-7 and 12-15, which sum the high
-//                        nibbles left in place: 16 times their value)
-//       int32_t c[16]    -k times the sum of each block's quants, in lanes 0 and 8 (zero
-//                        elsewhere): the dot products start from it. The weights' quants enter
-//                        vpdpbusd unsigned: Q8_0's offset by 128 (k = 128), Q4_0's nibbles 0..15
-//                        stand for -8..7 (k = 8).
+//       int32_t c[16]    -128 times the sum of each block's quants, in lanes 0 and 8 (zero
+//                        elsewhere): the dot products start from it, undoing the offset of 128
+//                        with which the weights' quants enter vpdpbusd (unsigned).
+//   Q4_0 rows: per quad of 32-value blocks (the last quad padded with zeros), kQuadBytes bytes,
+//     64-byte aligned:
+//       int8_t  lo[64]   the first 16 quants of each block (block j at 16 j): they meet the low
+//                        nibbles
+//       int8_t  hi[64]   the last 16 of each block: they meet the high nibbles
+//       float   d[16]    block j's scale in lanes 4j .. 4j + 3
+//       int32_t c[16]    -8 times the sum of block j's quants in lane 4j (zero elsewhere): the
+//                        nibbles 0..15 stand for -8..7
 //   Q4_K rows: the Q8_K super-blocks with the quants of each 128 reordered as the sub-blocks
 //     0, 2, 1, 3 (the order in which a 64-byte load of Q4_K nibbles holds them).
 //   Q6_K rows: the Q8_K super-blocks as they are.
-inline constexpr int64_t kPairBytes = 192;
+inline constexpr int64_t kPairBytes = 192, kQuadBytes = 256;
 
 inline int64_t packed_bytes(DType t, int64_t n) {
-  if (t == DType::Q8_0 || t == DType::Q4_0) return (n / 32 + 1) / 2 * kPairBytes;
+  if (t == DType::Q8_0) return (n / 32 + 1) / 2 * kPairBytes;
+  if (t == DType::Q4_0) return (n / 32 + 3) / 4 * kQuadBytes;
   return activation_bytes(ActType::Q8_K, n);
 }
 
@@ -71,20 +78,27 @@ inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n,
     }
     return out;
   }
-  const int32_t k = t == DType::Q8_0 ? 128 : 8;
   std::memset(out, 0, static_cast<size_t>(packed_bytes(t, n)));
   for (int64_t b = 0; b < n / 32; ++b) {
-    std::byte* p = out + b / 2 * kPairBytes;
-    const int half = int(b % 2);
     const std::byte* blk = xq + b * 34;
-    std::memcpy(p + 32 * half, blk + 2, 32);
     const float d = f16_at(blk);
-    for (int l = 0; l < 8; ++l) {  // Q4_0: lanes 4-7 sum the high nibbles, times 16
-      const float dl = t == DType::Q4_0 && l >= 4 ? d / 16 : d;
-      std::memcpy(p + 64 + 4 * (8 * half + l), &dl, 4);
+    const int32_t sum = sum_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
+    if (t == DType::Q8_0) {
+      std::byte* p = out + b / 2 * kPairBytes;
+      const int half = int(b % 2);
+      std::memcpy(p + 32 * half, blk + 2, 32);
+      for (int l = 0; l < 8; ++l) std::memcpy(p + 64 + 4 * (8 * half + l), &d, 4);
+      const int32_t c = -128 * sum;
+      std::memcpy(p + 128 + 4 * (8 * half), &c, 4);
+    } else {
+      std::byte* p = out + b / 4 * kQuadBytes;
+      const int j = int(b % 4);
+      std::memcpy(p + 16 * j, blk + 2, 16);
+      std::memcpy(p + 64 + 16 * j, blk + 18, 16);
+      for (int l = 0; l < 4; ++l) std::memcpy(p + 128 + 4 * (4 * j + l), &d, 4);
+      const int32_t c = -8 * sum;
+      std::memcpy(p + 192 + 4 * (4 * j), &c, 4);
     }
-    const int32_t c = -k * sum_i8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)));
-    std::memcpy(p + 128 + 4 * (8 * half), &c, 4);
   }
   return out;
 }
@@ -97,52 +111,50 @@ inline float reduce_add(__m256 a) {
   return _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(s, s), _mm_hadd_ps(s, s)));
 }
 
-// Byte indices that gather a pair of 32-value blocks into one register: the quants side by side
-// (q) and each block's F16 scale repeated over 8 words (s). Q8_0: from two registers, the first
-// holding the pair's bytes 0-63, the second its bytes 4-67 (vpermt2b: 64 + i is byte i of the
-// second). Q4_0: from one register holding the pair at byte `offset`, every nibble byte twice (the
-// first copy for the low nibbles, the second for the high ones).
-template <DType T>
+// Byte indices that gather a pair of Q8_0 blocks into one register, from two registers holding
+// the pair's bytes 0-63 and 4-67 (vpermt2b: 64 + i is byte i of the second): the quants side by
+// side (q) and each block's F16 scale repeated over 8 words (s).
 struct PairIndex {
   alignas(64) uint8_t q[64];
   alignas(64) uint8_t s[64];
-  explicit constexpr PairIndex(int offset) : q{}, s{} {
-    constexpr int wb = T == DType::Q8_0 ? 34 : 18;
+  constexpr PairIndex() : q{}, s{} {
     for (int j = 0; j < 64; ++j) {
-      const int blk = j / 32, word = (j % 32) / 2;
-      q[j] = uint8_t(T == DType::Q8_0 ? (j < 32 ? 2 + j : 64 + j) : offset + wb * blk + 2 + j % 16);
-      s[j] = uint8_t(offset + wb * (word / 8) + j % 2);
+      q[j] = uint8_t(j < 32 ? 2 + j : 64 + j);
+      s[j] = uint8_t(34 * ((j % 32) / 16) + j % 2);
     }
   }
 };
 
-// The integer dot products of a pair of blocks (as floats) and the scales they take.
-struct Scaled {
-  __m512 dot, scale;
+// Byte indices that gather a quad of Q4_0 blocks (72 bytes) from two registers holding its bytes
+// 0-63 and 8-71: block j's 16 bytes of nibbles at 16 j (q), and its F16 scale repeated over the
+// words 4j .. 4j + 3 (s, in the first 32 bytes).
+struct QuadIndex {
+  alignas(64) uint8_t q[64];
+  alignas(64) uint8_t s[64];
+  constexpr QuadIndex() : q{}, s{} {
+    for (int j = 0; j < 64; ++j) {
+      const int byte = 18 * (j / 16) + 2 + j % 16;
+      q[j] = uint8_t(byte < 64 ? byte : 64 + byte - 8);
+      s[j] = uint8_t(18 * ((j % 32) / 8) + j % 2);
+    }
+  }
 };
 
-// Q8_0 or Q4_0 rows against packed activations, a pair of blocks per 512-bit register, four
-// blocks per step with plain loads inside the pairs' bytes, masked ones for the last blocks.
-template <DType T>
-inline float dot_blocks32(const std::byte* row, const std::byte* xp, int64_t n) {
-  constexpr int64_t wb = T == DType::Q8_0 ? 34 : 18;
+// Q8_0 rows against packed activations, a pair of blocks per 512-bit register, four blocks per
+// step with plain loads inside the pairs' bytes, masked ones for the last blocks.
+inline float dot_q8_0(const std::byte* row, const std::byte* xp, int64_t n) {
+  constexpr int64_t wb = 34;
   const int64_t nb = n / 32;
-  static constexpr PairIndex<T> kAt0{0}, kAt28{28};
+  static constexpr PairIndex kIdx{};
   const __m512i bias = _mm512_set1_epi8(char(0x80));
-  // Q4_0: the low nibbles from the first copy of each block's bytes, the high ones (times 16,
-  // which the packed scales undo) from the second
-  const __m512i nibbles = _mm512_mask_blend_epi8(0xFFFF0000FFFF0000ULL, _mm512_set1_epi8(0x0F),
-                                                 _mm512_set1_epi8(char(0xF0)));
-  auto pair = [&](const PairIndex<T>& idx, __m512i a, __m512i b, const std::byte* x) {
-    const __m512i iq = _mm512_load_si512(idx.q), is = _mm512_load_si512(idx.s);
-    __m512i q;
-    if constexpr (T == DType::Q8_0)
-      q = _mm512_xor_si512(_mm512_permutex2var_epi8(a, iq, b), bias);
-    else
-      q = _mm512_and_si512(_mm512_permutexvar_epi8(iq, a), nibbles);
-    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(is, a)));
+  // the integer dot products of the pair from a (bytes 0-63) and b (bytes 4-67) times its scales
+  auto pair = [&](__m512i a, __m512i b, const std::byte* x, __m512 acc) {
+    const __m512i q =
+        _mm512_xor_si512(_mm512_permutex2var_epi8(a, _mm512_load_si512(kIdx.q), b), bias);
+    const __m512 dw = _mm512_cvtph_ps(
+        _mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_load_si512(kIdx.s), a)));
     const __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(x + 128), q, _mm512_load_si512(x));
-    return Scaled{_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(x + 64))};
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(x + 64)), acc);
   };
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t b = 0;
@@ -150,38 +162,86 @@ inline float dot_blocks32(const std::byte* row, const std::byte* xp, int64_t n) 
     const std::byte* w = row + b * wb;
     const std::byte* x = xp + b / 2 * kPairBytes;
     prefetch_ahead(w, 4 * wb);
-    Scaled p0, p1;
-    if constexpr (T == DType::Q8_0) {
-      p0 = pair(kAt0, _mm512_loadu_si512(w), _mm512_loadu_si512(w + 4), x);
-      p1 = pair(kAt0, _mm512_loadu_si512(w + 68), _mm512_loadu_si512(w + 72), x + kPairBytes);
-    } else {  // the second pair (bytes 36-71) at offset 28 of the bytes 8-71
-      const __m512i none = _mm512_setzero_si512();
-      p0 = pair(kAt0, _mm512_loadu_si512(w), none, x);
-      p1 = pair(kAt28, _mm512_loadu_si512(w + 8), none, x + kPairBytes);
-    }
-    acc0 = _mm512_fmadd_ps(p0.dot, p0.scale, acc0);
-    acc1 = _mm512_fmadd_ps(p1.dot, p1.scale, acc1);
+    acc0 = pair(_mm512_loadu_si512(w), _mm512_loadu_si512(w + 4), x, acc0);
+    acc1 = pair(_mm512_loadu_si512(w + 68), _mm512_loadu_si512(w + 72), x + kPairBytes, acc1);
   }
   for (; b < nb; b += 2) {
     const std::byte* w = row + b * wb;
     const bool both = b + 1 < nb;
-    __m512i v0, v1 = _mm512_setzero_si512();
-    if constexpr (T == DType::Q8_0) {
-      v0 = both ? _mm512_loadu_si512(w) : _mm512_maskz_loadu_epi8((1ULL << 34) - 1, w);
-      if (both) v1 = _mm512_loadu_si512(w + 4);
-    } else {
-      v0 = _mm512_maskz_loadu_epi8(both ? (1ULL << 36) - 1 : (1ULL << 18) - 1, w);
-    }
-    const Scaled p = pair(kAt0, v0, v1, xp + b / 2 * kPairBytes);
-    acc0 = _mm512_fmadd_ps(p.dot, p.scale, acc0);
+    const __m512i a = both ? _mm512_loadu_si512(w) : _mm512_maskz_loadu_epi8((1ULL << 34) - 1, w);
+    const __m512i c = both ? _mm512_loadu_si512(w + 4) : _mm512_setzero_si512();
+    acc0 = pair(a, c, xp + b / 2 * kPairBytes, acc0);
   }
   return reduce_add(_mm512_add_ps(acc0, acc1));
 }
 
-// Q4_K rows against Q8_K activations: per super-block
+// The four sums of a, b, c, d. (The halves by the all-lanes masked extract: GCC 12's unmasked
+// one and the cast warn falsely, bug 105593.)
+inline __m128 reduce_add4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  auto fold = [](__m512 v) {
+    const __m512d p = _mm512_castps_pd(v);
+    return _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, p, 0)),
+                         _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, p, 1)));
+  };
+  // [a0+a1, a2+a3, b0+b1, b2+b3, a4+a5, ...] twice over: each 128-bit lane holds the four sums
+  const __m256 s =
+      _mm256_hadd_ps(_mm256_hadd_ps(fold(a), fold(b)), _mm256_hadd_ps(fold(c), fold(d)));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// R = 1 or 4 Q4_0 rows (row + k * stride) against packed activations into y[0 .. R), a quad of
+// blocks per 512-bit register: the low nibbles meet each block's first 16 quants and the high
+// ones its last 16, two vpdpbusd into the same lanes (four per block); masked loads for a last
+// partial quad. Four rows share the activations' loads and one final reduction.
+template <int R>
+inline void dot_q4_0(const std::byte* row, int64_t stride, const std::byte* xp, int64_t n,
+                     float* y) {
+  constexpr int64_t wb = 18;
+  const int64_t nb = n / 32;
+  static constexpr QuadIndex kIdx{};
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[R];
+  for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; b += 4) {
+    const std::byte* x = xp + b / 4 * kQuadBytes;
+    const __m512i xlo = _mm512_load_si512(x), xhi = _mm512_load_si512(x + 64);
+    const __m512 dx = _mm512_load_ps(x + 128);
+    const __m512i c = _mm512_load_si512(x + 192);
+    const int64_t bytes = std::min<int64_t>(4, nb - b) * wb;  // 18 .. 72
+    for (int k = 0; k < R; ++k) {
+      const std::byte* w = row + k * stride + b * wb;
+      prefetch_ahead(w, 4 * wb);
+      // the quad's bytes 0-63 (a) and 8-71 (e)
+      __m512i a, e;
+      if (bytes == 72) {
+        a = _mm512_loadu_si512(w);
+        e = _mm512_loadu_si512(w + 8);
+      } else {
+        a = _mm512_maskz_loadu_epi8((1ULL << bytes) - 1, w);
+        e = _mm512_setzero_si512();
+      }
+      const __m512i q = _mm512_permutex2var_epi8(a, _mm512_load_si512(kIdx.q), e);
+      const __m512 dw = _mm512_cvtph_ps(
+          _mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_load_si512(kIdx.s), a)));
+      __m512i dot = _mm512_dpbusd_epi32(c, _mm512_and_si512(q, low4), xlo);
+      dot = _mm512_dpbusd_epi32(dot, _mm512_and_si512(_mm512_srli_epi16(q, 4), low4), xhi);
+      acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, dx), acc[k]);
+    }
+  }
+  if constexpr (R == 4)
+    _mm_storeu_ps(y, reduce_add4(acc[0], acc[1], acc[2], acc[3]));
+  else
+    y[0] = reduce_add(acc[0]);
+}
+
+// R = 1 or 4 Q4_K rows (row + k * stride) against Q8_K activations into y[0 .. R): per
+// super-block
 //   d dx sum_s sc[s] (q_s . x_s) - dmin dx sum_s m[s] (sum of x_s),
-// q . x by vpmaddubsw (pairs, exact in 16 bits: 2 x 15 x 127) and the scale by vpdpwssd.
-inline float dot_q4_k(const std::byte* row, const std::byte* xq, int64_t n) {
+// q . x by vpmaddubsw (pairs, exact in 16 bits: 2 x 15 x 127) and the scale by vpdpwssd. Four
+// rows share the activations' loads and the final reductions.
+template <int R>
+inline void dot_q4_k(const std::byte* row, int64_t stride, const std::byte* xq, int64_t n,
+                     float* y) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
   // the scales of the sub-blocks 0 and 2, 1 and 3, 4 and 6, 5 and 7, each over 16 words
   alignas(64) static constexpr auto kIdx = [] {
@@ -192,43 +252,59 @@ inline float dot_q4_k(const std::byte* row, const std::byte* xq, int64_t n) {
   }();
   // each min twice: it multiplies the sums of two groups of 16
   const __m256i imin = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  __m512 acc = _mm512_setzero_ps();
-  __m256 macc = _mm256_setzero_ps();
+  __m512 acc[R];
+  __m256 macc[R];
+  for (int k = 0; k < R; ++k) {
+    acc[k] = _mm512_setzero_ps();
+    macc[k] = _mm256_setzero_ps();
+  }
   for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const std::byte* w = row + b * int64_t(sizeof(BlockQ4_K));
     const std::byte* x = xq + b * int64_t(sizeof(BlockQ8_K));
-    prefetch_ahead(w, sizeof(BlockQ4_K));
-    // the 6-bit scales and mins (q4k_scale_min), four at a time
-    uint32_t u[3];
-    std::memcpy(u, w + 4, 12);
-    const uint32_t sc_lo = u[0] & 0x3F3F3F3F, m_lo = u[1] & 0x3F3F3F3F;
-    const uint32_t sc_hi = (u[2] & 0x0F0F0F0F) | ((u[0] >> 2) & 0x30303030);
-    const uint32_t m_hi = ((u[2] >> 4) & 0x0F0F0F0F) | ((u[1] >> 2) & 0x30303030);
-    const __m512i sc =
-        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(sc_hi), int(sc_lo))));
-    const __m256i mins = _mm256_permutexvar_epi16(
-        imin, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(m_hi), int(m_lo)))));
+    const __m512i x0 = _mm512_loadu_si512(x + 4), x1 = _mm512_loadu_si512(x + 4 + 64),
+                  x2 = _mm512_loadu_si512(x + 4 + 128), x3 = _mm512_loadu_si512(x + 4 + 192);
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4 + kQK_K));
-    __m512i isum = _mm512_setzero_si512();
-    for (int p = 0; p < 2; ++p) {  // 64 bytes of nibbles: sub-blocks 4p .. 4p + 3
-      const __m512i v = _mm512_loadu_si512(w + 16 + 64 * p);
-      const __m512i q0 = _mm512_and_si512(v, low4);                        // 4p, 4p + 2
-      const __m512i q1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);  // 4p + 1, 4p + 3
-      const std::byte* xs = x + 4 + 128 * p;  // (packed in the same order)
-      isum =
-          _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(q0, _mm512_loadu_si512(xs)),
-                              _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[2 * p].data()), sc));
-      isum = _mm512_dpwssd_epi32(
-          isum, _mm512_maddubs_epi16(q1, _mm512_loadu_si512(xs + 64)),
-          _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[2 * p + 1].data()), sc));
-    }
     float dx;
     std::memcpy(&dx, x, 4);
-    acc = _mm512_fmadd_ps(_mm512_set1_ps(dx * f16_at(w)), _mm512_cvtepi32_ps(isum), acc);
-    macc = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16_at(w + 2)),
-                           _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mins)), macc);
+    for (int k = 0; k < R; ++k) {
+      const std::byte* w = row + k * stride + b * int64_t(sizeof(BlockQ4_K));
+      prefetch_ahead(w, sizeof(BlockQ4_K));
+      // the 6-bit scales and mins (q4k_scale_min), four at a time
+      uint32_t u[3];
+      std::memcpy(u, w + 4, 12);
+      const uint32_t sc_lo = u[0] & 0x3F3F3F3F, m_lo = u[1] & 0x3F3F3F3F;
+      const uint32_t sc_hi = (u[2] & 0x0F0F0F0F) | ((u[0] >> 2) & 0x30303030);
+      const uint32_t m_hi = ((u[2] >> 4) & 0x0F0F0F0F) | ((u[1] >> 2) & 0x30303030);
+      const __m512i sc =
+          _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(sc_hi), int(sc_lo))));
+      const __m256i mins = _mm256_permutexvar_epi16(
+          imin,
+          _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(m_hi), int(m_lo)))));
+      // 64 bytes of nibbles at a time: the sub-blocks 4p .. 4p + 3, the activations packed in
+      // the same order
+      const __m512i v0 = _mm512_loadu_si512(w + 16), v1 = _mm512_loadu_si512(w + 16 + 64);
+      auto scaled = [&](__m512i isum, __m512i q, __m512i xs, int idx) {
+        return _mm512_dpwssd_epi32(
+            isum, _mm512_maddubs_epi16(q, xs),
+            _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[idx].data()), sc));
+      };
+      __m512i isum = scaled(_mm512_setzero_si512(), _mm512_and_si512(v0, low4), x0, 0);
+      isum = scaled(isum, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4), x1, 1);
+      isum = scaled(isum, _mm512_and_si512(v1, low4), x2, 2);
+      isum = scaled(isum, _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4), x3, 3);
+      acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dx * f16_at(w)), _mm512_cvtepi32_ps(isum), acc[k]);
+      macc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16_at(w + 2)),
+                                _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mins)), macc[k]);
+    }
   }
-  return reduce_add(acc) - reduce_add(macc);
+  if constexpr (R == 4) {
+    const __m512 zero = _mm512_setzero_ps();
+    auto widen = [&](__m256 m) { return _mm512_insertf32x8(zero, m, 0); };
+    _mm_storeu_ps(
+        y, _mm_sub_ps(reduce_add4(acc[0], acc[1], acc[2], acc[3]),
+                      reduce_add4(widen(macc[0]), widen(macc[1]), widen(macc[2]), widen(macc[3]))));
+  } else {
+    y[0] = reduce_add(acc[0]) - reduce_add(macc[0]);
+  }
 }
 
 // Q6_K rows against Q8_K activations: d dx sum_s sc[s] (q_s . x_s - 32 (sum of x_s)), q the
@@ -284,16 +360,34 @@ inline float dot_q6_k(const std::byte* row, const std::byte* xq, int64_t n) {
 inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, int64_t n) {
   switch (t) {
     case DType::Q8_0:
-      return dot_blocks32<DType::Q8_0>(row, xp, n);
-    case DType::Q4_0:
-      return dot_blocks32<DType::Q4_0>(row, xp, n);
-    case DType::Q4_K:
-      return dot_q4_k(row, xp, n);
+      return dot_q8_0(row, xp, n);
+    case DType::Q4_0: {
+      float y;
+      dot_q4_0<1>(row, 0, xp, n, &y);
+      return y;
+    }
+    case DType::Q4_K: {
+      float y;
+      dot_q4_k<1>(row, 0, xp, n, &y);
+      return y;
+    }
     case DType::Q6_K:
       return dot_q6_k(row, xp, n);
     default:
       return 0.0f;
   }
+}
+
+// y[r] = row r . x for the rows [r0, r1) of a matrix (row stride `stride` bytes), x packed by
+// pack_activation.
+inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                            const std::byte* xp, int64_t n, float* y) {
+  int64_t r = r0;
+  if (t == DType::Q4_0)
+    for (; r + 4 <= r1; r += 4) dot_q4_0<4>(rows + r * stride, stride, xp, n, y + r);
+  if (t == DType::Q4_K)
+    for (; r + 4 <= r1; r += 4) dot_q4_k<4>(rows + r * stride, stride, xp, n, y + r);
+  for (; r < r1; ++r) y[r] = dot_row_packed(t, rows + r * stride, xp, n);
 }
 
 inline float reduce_max(__m512 a) {

@@ -83,6 +83,15 @@ inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, 
   return vec_dot_row_q8(t, row, xp, n);
 #endif
 }
+// y[r] = row r . x for the rows [r0, r1) of a matrix with row stride `stride` bytes.
+inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                            const std::byte* xp, int64_t n, float* y) {
+#if defined(MAMBA_SIMD_AVX512_VNNI)
+  vnni::dot_rows_packed(t, rows, stride, r0, r1, xp, n, y);
+#else
+  for (int64_t r = r0; r < r1; ++r) y[r] = vec_dot_row_q8(t, rows + r * stride, xp, n);
+#endif
+}
 
 // A buffer of at least `bytes` aligned for the widest registers (AlignedVector), one per
 // thread, reused by the thread's next call.
