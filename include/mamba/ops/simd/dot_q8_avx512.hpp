@@ -140,41 +140,6 @@ struct QuadIndex {
   }
 };
 
-// Q8_0 rows against packed activations, a pair of blocks per 512-bit register, four blocks per
-// step with plain loads inside the pairs' bytes, masked ones for the last blocks.
-inline float dot_q8_0(const std::byte* row, const std::byte* xp, int64_t n) {
-  constexpr int64_t wb = 34;
-  const int64_t nb = n / 32;
-  static constexpr PairIndex kIdx{};
-  const __m512i bias = _mm512_set1_epi8(char(0x80));
-  // the integer dot products of the pair from a (bytes 0-63) and b (bytes 4-67) times its scales
-  auto pair = [&](__m512i a, __m512i b, const std::byte* x, __m512 acc) {
-    const __m512i q =
-        _mm512_xor_si512(_mm512_permutex2var_epi8(a, _mm512_load_si512(kIdx.q), b), bias);
-    const __m512 dw = _mm512_cvtph_ps(
-        _mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_load_si512(kIdx.s), a)));
-    const __m512i dot = _mm512_dpbusd_epi32(_mm512_load_si512(x + 128), q, _mm512_load_si512(x));
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_load_ps(x + 64)), acc);
-  };
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + 3 < nb; b += 4) {
-    const std::byte* w = row + b * wb;
-    const std::byte* x = xp + b / 2 * kPairBytes;
-    prefetch_ahead(w, 4 * wb);
-    acc0 = pair(_mm512_loadu_si512(w), _mm512_loadu_si512(w + 4), x, acc0);
-    acc1 = pair(_mm512_loadu_si512(w + 68), _mm512_loadu_si512(w + 72), x + kPairBytes, acc1);
-  }
-  for (; b < nb; b += 2) {
-    const std::byte* w = row + b * wb;
-    const bool both = b + 1 < nb;
-    const __m512i a = both ? _mm512_loadu_si512(w) : _mm512_maskz_loadu_epi8((1ULL << 34) - 1, w);
-    const __m512i c = both ? _mm512_loadu_si512(w + 4) : _mm512_setzero_si512();
-    acc0 = pair(a, c, xp + b / 2 * kPairBytes, acc0);
-  }
-  return reduce_add(_mm512_add_ps(acc0, acc1));
-}
-
 // The four sums of a, b, c, d. (The halves by the all-lanes masked extract: GCC 12's unmasked
 // one and the cast warn falsely, bug 105593.)
 inline __m128 reduce_add4(__m512 a, __m512 b, __m512 c, __m512 d) {
@@ -187,6 +152,43 @@ inline __m128 reduce_add4(__m512 a, __m512 b, __m512 c, __m512 d) {
   const __m256 s =
       _mm256_hadd_ps(_mm256_hadd_ps(fold(a), fold(b)), _mm256_hadd_ps(fold(c), fold(d)));
   return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+// R = 1 or 4 Q8_0 rows (row + k * stride) against packed activations into y[0 .. R), a pair of
+// blocks per 512-bit register, masked loads for a last lone block. Four rows share the
+// activations' loads and one final reduction.
+template <int R>
+inline void dot_q8_0(const std::byte* row, int64_t stride, const std::byte* xp, int64_t n,
+                     float* y) {
+  constexpr int64_t wb = 34;
+  const int64_t nb = n / 32;
+  static constexpr PairIndex kIdx{};
+  const __m512i bias = _mm512_set1_epi8(char(0x80));
+  __m512 acc[R];
+  for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; b += 2) {
+    const std::byte* x = xp + b / 2 * kPairBytes;
+    const __m512i xq = _mm512_load_si512(x), c = _mm512_load_si512(x + 128);
+    const __m512 dx = _mm512_load_ps(x + 64);
+    const bool both = b + 1 < nb;
+    for (int k = 0; k < R; ++k) {
+      const std::byte* w = row + k * stride + b * wb;
+      prefetch_ahead(w, 2 * wb);
+      // the pair's bytes 0-63 (a) and 4-67 (e)
+      const __m512i a = both ? _mm512_loadu_si512(w) : _mm512_maskz_loadu_epi8((1ULL << 34) - 1, w);
+      const __m512i e = both ? _mm512_loadu_si512(w + 4) : _mm512_setzero_si512();
+      const __m512i q =
+          _mm512_xor_si512(_mm512_permutex2var_epi8(a, _mm512_load_si512(kIdx.q), e), bias);
+      const __m512 dw = _mm512_cvtph_ps(
+          _mm512_castsi512_si256(_mm512_permutexvar_epi8(_mm512_load_si512(kIdx.s), a)));
+      acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_dpbusd_epi32(c, q, xq)),
+                               _mm512_mul_ps(dw, dx), acc[k]);
+    }
+  }
+  if constexpr (R == 4)
+    _mm_storeu_ps(y, reduce_add4(acc[0], acc[1], acc[2], acc[3]));
+  else
+    y[0] = reduce_add(acc[0]);
 }
 
 // R = 1 or 4 Q4_0 rows (row + k * stride) against packed activations into y[0 .. R), a quad of
@@ -359,8 +361,11 @@ inline float dot_q6_k(const std::byte* row, const std::byte* xq, int64_t n) {
 // row . x for packed activations (pack_activation): Q8_0, Q4_0, Q4_K, Q6_K rows.
 inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, int64_t n) {
   switch (t) {
-    case DType::Q8_0:
-      return dot_q8_0(row, xp, n);
+    case DType::Q8_0: {
+      float y;
+      dot_q8_0<1>(row, 0, xp, n, &y);
+      return y;
+    }
     case DType::Q4_0: {
       float y;
       dot_q4_0<1>(row, 0, xp, n, &y);
@@ -383,6 +388,8 @@ inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, 
 inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                             const std::byte* xp, int64_t n, float* y) {
   int64_t r = r0;
+  if (t == DType::Q8_0)
+    for (; r + 4 <= r1; r += 4) dot_q8_0<4>(rows + r * stride, stride, xp, n, y + r);
   if (t == DType::Q4_0)
     for (; r + 4 <= r1; r += 4) dot_q4_0<4>(rows + r * stride, stride, xp, n, y + r);
   if (t == DType::Q4_K)
