@@ -113,13 +113,17 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
   const T* x_in = ws.xz.data();
   const T* z = ws.xz.data() + E;
 
-  // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
+  // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state; the
+  // sequences of a batch shared out across the threads)
   const T* conv_b = w.conv_b.empty() ? nullptr : w.conv_b.data();
   const int64_t run = one_sequence ? n : 1;  // tokens of one state
-  for (int64_t t = 0; t < n; t += run)
-    causal_conv1d_fast(run, E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
-                       x_in + t * 2 * E, 2 * E, ws.x.data() + t * E);
-  silu_inplace(ws.x.data(), n * E);
+  parallel_for(n / run, 1, n * E * K * 12, [&](int64_t s0, int64_t s1) {
+    for (int64_t t = s0 * run; t < s1 * run; t += run) {
+      causal_conv1d_fast(run, E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
+                         x_in + t * 2 * E, 2 * E, ws.x.data() + t * E);
+      silu_inplace(ws.x.data() + t * E, run * E);
+    }
+  });
 
   // x_dbl = self.x_proj(x); dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
   project(w.x_proj, ws.x.data(), n, ws.dbc.data());
@@ -149,20 +153,22 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
                           w.A.data() + c0 * N, B, C, n_dbc, w.D.data() + c0, z + c0, 2 * E,
                           h + c0 * N, ws.y.data() + c0);
     });
-  } else {
+  } else if (one_sequence) {
     project(w.dt_proj, ws.dt_low.data(), n, ws.dt.data());
     softplus_bias_inplace(ws.dt.data(), w.dt_bias, n);
-    if (one_sequence) {
-      selective_scan_fast(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), B, C, n_dbc,
-                          w.D.data(), z, 2 * E, states[0]->ssm.data(), ws.y.data());
-    } else {  // one step of each sequence, the sequences shared out across the threads
-      parallel_for(n, 1, n * E * N * 8, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          selective_scan_fast(1, E, N, ws.x.data() + t * E, E, ws.dt.data() + t * E, w.A.data(),
-                              B + t * n_dbc, C + t * n_dbc, n_dbc, w.D.data(), z + t * 2 * E, 2 * E,
-                              state_of(t).ssm.data(), ws.y.data() + t * E);
-      });
-    }
+    selective_scan_fast(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), B, C, n_dbc, w.D.data(),
+                        z, 2 * E, states[0]->ssm.data(), ws.y.data());
+  } else {  // one step of each sequence: the sequences' softplus and scan shared out
+    project(w.dt_proj, ws.dt_low.data(), n, ws.dt.data());
+    parallel_for(n, 1, n * E * N * 8, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        T* dt = ws.dt.data() + t * E;
+        softplus_bias_inplace(dt, w.dt_bias, 1);
+        selective_scan_fast(1, E, N, ws.x.data() + t * E, E, dt, w.A.data(), B + t * n_dbc,
+                            C + t * n_dbc, n_dbc, w.D.data(), z + t * 2 * E, 2 * E,
+                            state_of(t).ssm.data(), ws.y.data() + t * E);
+      }
+    });
   }
 
   // out = self.out_proj(y)
