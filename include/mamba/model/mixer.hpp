@@ -88,6 +88,23 @@ inline void softplus_bias_inplace(T* v, std::span<const T> bias, int64_t n) {
   }
 }
 
+// x = silu(conv1d(x_in)) over n rows of `channels` values (x_in's rows `in_stride` apart, x's
+// contiguous), each state's conv window carried: n tokens of one state, or one token each of n
+// states (batched decode), the sequences then shared out across the threads.
+template <class T>
+inline void conv_silu(const LayerWeights<T>& w, int64_t channels, int64_t K, const T* x_in,
+                      int64_t in_stride, int64_t n, std::span<LayerState<T>* const> states, T* x) {
+  const T* b = w.conv_b.empty() ? nullptr : w.conv_b.data();
+  const int64_t run = states.size() == 1 ? n : 1;  // tokens of one state
+  parallel_for(n / run, 1, n * channels * K * 12, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      causal_conv1d_fast(run, channels, K, w.conv_w.data(), b, states[s]->conv.data(),
+                         x_in + s * run * in_stride, in_stride, x + s * run * channels);
+      silu_inplace(x + s * run * channels, run * channels);
+    }
+  });
+}
+
 template <class T>
 inline void add_bias(std::span<const T> bias, T* Y, int64_t n) {
   if (bias.empty()) return;
@@ -105,7 +122,6 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
   const int64_t E = c.d_inner, N = c.d_state, K = c.d_conv, R = c.dt_rank;
   const int64_t n_dbc = R + 2 * N;
   const bool one_sequence = states.size() == 1;
-  auto state_of = [&](int64_t row) -> LayerState<T>& { return *states[one_sequence ? 0 : row]; };
 
   // xz = self.in_proj(hidden_states); x, z = xz.chunk(2, dim=-1)
   project(w.in_proj, u, n, ws.xz.data());
@@ -113,17 +129,8 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
   const T* x_in = ws.xz.data();
   const T* z = ws.xz.data() + E;
 
-  // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state; the
-  // sequences of a batch shared out across the threads)
-  const T* conv_b = w.conv_b.empty() ? nullptr : w.conv_b.data();
-  const int64_t run = one_sequence ? n : 1;  // tokens of one state
-  parallel_for(n / run, 1, n * E * K * 12, [&](int64_t s0, int64_t s1) {
-    for (int64_t t = s0 * run; t < s1 * run; t += run) {
-      causal_conv1d_fast(run, E, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
-                         x_in + t * 2 * E, 2 * E, ws.x.data() + t * E);
-      silu_inplace(ws.x.data() + t * E, run * E);
-    }
-  });
+  // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
+  conv_silu(w, E, K, x_in, 2 * E, n, states, ws.x.data());
 
   // x_dbl = self.x_proj(x); dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
   project(w.x_proj, ws.x.data(), n, ws.dbc.data());
@@ -166,7 +173,7 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
         softplus_bias_inplace(dt, w.dt_bias, 1);
         selective_scan_fast(1, E, N, ws.x.data() + t * E, E, dt, w.A.data(), B + t * n_dbc,
                             C + t * n_dbc, n_dbc, w.D.data(), z + t * 2 * E, 2 * E,
-                            state_of(t).ssm.data(), ws.y.data() + t * E);
+                            states[t]->ssm.data(), ws.y.data() + t * E);
       }
     });
   }

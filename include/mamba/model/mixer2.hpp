@@ -43,12 +43,7 @@ inline void mamba2_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T
   const T* dt_in = z + E + CD;
 
   // xBC = self.act(self.conv1d(xBC)[..., :seqlen])   (causal depthwise conv over x, B and C)
-  const T* conv_b = w.conv_b.empty() ? nullptr : w.conv_b.data();
-  const int64_t run = one_sequence ? n : 1;  // tokens of one state
-  for (int64_t t = 0; t < n; t += run)
-    causal_conv1d_fast(run, CD, K, w.conv_w.data(), conv_b, state_of(t).conv.data(),
-                       xBC_in + t * d_in, d_in, ws.x.data() + t * CD);
-  silu_inplace(ws.x.data(), n * CD);
+  conv_silu(w, CD, K, xBC_in, d_in, n, states, ws.x.data());
 
   // dt = F.softplus(dt + self.dt_bias); dt = dt.clamp(*self.dt_limit)
   for (int64_t t = 0; t < n; ++t) std::copy(dt_in + t * d_in, dt_in + t * d_in + H, &ws.dt[t * H]);
