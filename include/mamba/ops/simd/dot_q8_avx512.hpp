@@ -56,7 +56,7 @@ inline int64_t packed_bytes(DType t, int64_t n) {
   return activation_bytes(ActType::Q8_K, n);
 }
 
-// The sum of 32 signed bytes: |q + 128| summed by vpsadbw, less 32 x 128.
+// The sum of 32 signed bytes: the bytes q + 128 (as unsigned) summed by vpsadbw, less 32 x 128.
 inline int32_t sum_i8(__m256i q) {
   const __m256i s =
       _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))), _mm256_setzero_si256());
