@@ -143,15 +143,22 @@ TYPED_TEST(SimdTest, DequantizeRowMatchesScalar) {
 
 // A matrix of `rows` stored rows of n random values (row stride row_bytes), and its floats.
 struct StoredMatrix {
-  int64_t stride;
+  int64_t n, stride;
   std::vector<float> values;
   std::vector<std::byte> bytes;
   StoredMatrix(DType t, int64_t rows, int64_t n, uint32_t seed)
-      : stride(mamba::row_bytes(t, n)),
+      : n(n),
+        stride(mamba::row_bytes(t, n)),
         values(random_floats(rows * n, seed, -2, 2)),
         bytes(stride * rows + 64) {
     for (int64_t r = 0; r < rows; ++r)
       mamba::quantize_row(t, &values[r * n], bytes.data() + r * stride, n);
+  }
+  // sum_i |w_ri x_i|: the scale of row r's dot product with x, for its tolerance
+  double abs_dot(int64_t r, const float* x) const {
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += std::fabs(values[r * n + i] * x[i]);
+    return sum;
   }
 };
 
@@ -193,12 +200,7 @@ TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
               [&](int64_t b, int64_t r) {
                 return mamba::vec_dot_row(t, W.bytes.data() + r * W.stride, &X[b * ldx], n);
               },
-              [&](int64_t b, int64_t r) {
-                double scale = 0;
-                for (int64_t i = 0; i < n; ++i)
-                  scale += std::fabs(W.values[r * n + i] * X[b * ldx + i]);
-                return scale;
-              });
+              [&](int64_t b, int64_t r) { return W.abs_dot(r, &X[b * ldx]); });
         }
       }
     }
@@ -236,12 +238,7 @@ TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
             [&](int64_t b, int64_t r) {
               return mamba::vec_dot_row_q8(t, W.bytes.data() + r * W.stride, &xq[b * ldq], n);
             },
-            [&](int64_t b, int64_t r) {
-              double scale = 0;
-              for (int64_t i = 0; i < n; ++i)
-                scale += std::fabs(W.values[r * n + i] * X[b * n + i]);
-              return scale;
-            });
+            [&](int64_t b, int64_t r) { return W.abs_dot(r, &X[b * n]); });
       }
     }
   }
@@ -271,11 +268,7 @@ TEST(SimdInt8, DotRowsPackedMatchesVecDotRowQ8) {
             [&](int64_t, int64_t r) {
               return mamba::vec_dot_row_q8(t, W.bytes.data() + r * W.stride, xq.data(), n);
             },
-            [&](int64_t, int64_t r) {
-              double scale = 0;
-              for (int64_t i = 0; i < n; ++i) scale += std::fabs(W.values[r * n + i] * x[i]);
-              return scale;
-            });
+            [&](int64_t, int64_t r) { return W.abs_dot(r, x.data()); });
       }
     }
   }

@@ -154,6 +154,15 @@ inline __m128 reduce_add4(__m512 a, __m512 b, __m512 c, __m512 d) {
   return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
 }
 
+// y[0 .. R) = the sums of acc[0 .. R), R = 1 or 4.
+template <int R>
+inline void store_sums(const __m512* acc, float* y) {
+  if constexpr (R == 4)
+    _mm_storeu_ps(y, reduce_add4(acc[0], acc[1], acc[2], acc[3]));
+  else
+    y[0] = reduce_add(acc[0]);
+}
+
 // R = 1 or 4 Q8_0 rows (row + k * stride) against packed activations into y[0 .. R), a pair of
 // blocks per 512-bit register, masked loads for a last lone block. Four rows share the
 // activations' loads and one final reduction.
@@ -185,10 +194,7 @@ inline void dot_q8_0(const std::byte* row, int64_t stride, const std::byte* xp, 
                                _mm512_mul_ps(dw, dx), acc[k]);
     }
   }
-  if constexpr (R == 4)
-    _mm_storeu_ps(y, reduce_add4(acc[0], acc[1], acc[2], acc[3]));
-  else
-    y[0] = reduce_add(acc[0]);
+  store_sums<R>(acc, y);
 }
 
 // R = 1 or 4 Q4_0 rows (row + k * stride) against packed activations into y[0 .. R), a quad of
@@ -230,10 +236,7 @@ inline void dot_q4_0(const std::byte* row, int64_t stride, const std::byte* xp, 
       acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, dx), acc[k]);
     }
   }
-  if constexpr (R == 4)
-    _mm_storeu_ps(y, reduce_add4(acc[0], acc[1], acc[2], acc[3]));
-  else
-    y[0] = reduce_add(acc[0]);
+  store_sums<R>(acc, y);
 }
 
 // R = 1 or 4 Q4_K rows (row + k * stride) against Q8_K activations into y[0 .. R): per
@@ -298,15 +301,11 @@ inline void dot_q4_k(const std::byte* row, int64_t stride, const std::byte* xq, 
                                 _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mins)), macc[k]);
     }
   }
-  if constexpr (R == 4) {
-    const __m512 zero = _mm512_setzero_ps();
-    auto widen = [&](__m256 m) { return _mm512_insertf32x8(zero, m, 0); };
-    _mm_storeu_ps(
-        y, _mm_sub_ps(reduce_add4(acc[0], acc[1], acc[2], acc[3]),
-                      reduce_add4(widen(macc[0]), widen(macc[1]), widen(macc[2]), widen(macc[3]))));
-  } else {
-    y[0] = reduce_add(acc[0]) - reduce_add(macc[0]);
-  }
+  // less the mins' part, in the low 8 lanes (the all-lanes masked insert: GCC 105593, as above)
+  for (int k = 0; k < R; ++k)
+    acc[k] = _mm512_sub_ps(acc[k], _mm512_castpd_ps(_mm512_maskz_insertf64x4(
+                                       0xFF, _mm512_setzero_pd(), _mm256_castps_pd(macc[k]), 0)));
+  store_sums<R>(acc, y);
 }
 
 // Q6_K rows against Q8_K activations: d dx sum_s sc[s] (q_s . x_s - 32 (sum of x_s)), q the
