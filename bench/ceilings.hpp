@@ -88,11 +88,11 @@ inline double sgemm_flops(int threads) {
 }
 
 // Decodes one token per iteration of `st` with `threads` threads, from a warmed state, and sets
-// the decode counters (tokens/s, MB/token, the streaming ceiling, efficiency). Returns tokens/s.
+// the decode counters (tokens/s, MB/token, the streaming ceiling, efficiency).
 // The ceiling is probed right before and right after the decode, and the higher taken: on this
 // shared machine the bandwidth left by other guests moves by 20% within minutes, so a probe from
 // the start of the run would credit or blame the decode for the neighbours' load.
-inline double run_decode(benchmark::State& st, const Model& model, int threads) {
+inline void run_decode(benchmark::State& st, const Model& model, int threads) {
   const double before = measure_streaming_bandwidth(threads, 3);
   set_num_threads(threads);
   auto state = model.new_state();
@@ -107,13 +107,11 @@ inline double run_decode(benchmark::State& st, const Model& model, int threads) 
   }
   const double tps = st.iterations() / std::chrono::duration<double>(Clock::now() - t0).count();
   const double ceiling = std::max(before, measure_streaming_bandwidth(threads, 3));
-  set_num_threads(threads);
   const double bytes = weight_bytes_per_token(model);
   st.counters["tokens/s"] = tps;
   st.counters["MB/token"] = bytes / 1e6;
   st.counters["stream_GB/s"] = ceiling / 1e9;
   st.counters["efficiency"] = bytes * tps / ceiling;
-  return tps;
 }
 
 }  // namespace mamba::bench
