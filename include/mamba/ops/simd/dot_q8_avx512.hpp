@@ -45,14 +45,19 @@ using kernels::prefetch_ahead;
 //       float   d[16]    block j's scale in lanes 4j .. 4j + 3
 //       int32_t c[16]    -8 times the sum of block j's quants in lane 4j (zero elsewhere): the
 //                        nibbles 0..15 stand for -8..7
-//   Q4_K rows: the Q8_K super-blocks with the quants of each 128 reordered as the sub-blocks
-//     0, 2, 1, 3 (the order in which a 64-byte load of Q4_K nibbles holds them).
+//   Q4_K rows: per Q8_K super-block of 256 values, kSuperBytes bytes, 64-byte aligned:
+//       int8_t  q[256]   the quants, those of each 128 reordered as the sub-blocks 0, 2, 1, 3 (the
+//                        order in which a 64-byte load of Q4_K nibbles holds them)
+//       int16_t xs[32]   the sums of the 8 sub-blocks' quants, repeated in each 128-bit lane (one
+//                        lane per weight row: they meet the rows' mins)
+//       float   d[16]    the super-block's scale, repeated
 //   Q6_K rows: the Q8_K super-blocks as they are.
-inline constexpr int64_t kPairBytes = 192, kQuadBytes = 256;
+inline constexpr int64_t kPairBytes = 192, kQuadBytes = 256, kSuperBytes = 384;
 
 inline int64_t packed_bytes(DType t, int64_t n) {
   if (t == DType::Q8_0) return (n / 32 + 1) / 2 * kPairBytes;
   if (t == DType::Q4_0) return (n / 32 + 3) / 4 * kQuadBytes;
+  if (t == DType::Q4_K) return n / kQK_K * kSuperBytes;
   return activation_bytes(ActType::Q8_K, n);
 }
 
@@ -69,12 +74,18 @@ inline int32_t sum_i8(__m256i q) {
 inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n, std::byte* out) {
   if (t == DType::Q6_K) return xq;
   if (t == DType::Q4_K) {
-    std::memcpy(out, xq, static_cast<size_t>(packed_bytes(t, n)));
     for (int64_t b = 0; b < n / kQK_K; ++b) {
-      std::byte* qs = out + b * int64_t(sizeof(BlockQ8_K)) + 4;
-      const std::byte* src = xq + b * int64_t(sizeof(BlockQ8_K)) + 4;
+      std::byte* p = out + b * kSuperBytes;
+      const std::byte* src = xq + b * int64_t(sizeof(BlockQ8_K));
       for (int s = 0; s < 8; ++s)
-        std::memcpy(qs + 32 * (s / 4 * 4 + s % 2 * 2 + s % 4 / 2), src + 32 * s, 32);
+        std::memcpy(p + 32 * (s / 4 * 4 + s % 2 * 2 + s % 4 / 2), src + 4 + 32 * s, 32);
+      int16_t bsums[16], xs[32];
+      std::memcpy(bsums, src + 4 + kQK_K, sizeof(bsums));
+      for (int j = 0; j < 32; ++j) xs[j] = int16_t(bsums[2 * (j % 8)] + bsums[2 * (j % 8) + 1]);
+      std::memcpy(p + kQK_K, xs, sizeof(xs));
+      float d;
+      std::memcpy(&d, src, 4);
+      for (int l = 0; l < 16; ++l) std::memcpy(p + kQK_K + 64 + 4 * l, &d, 4);
     }
     return out;
   }
@@ -239,72 +250,111 @@ inline void dot_q4_0(const std::byte* row, int64_t stride, const std::byte* xp, 
   store_sums<R>(acc, y);
 }
 
-// R = 1 or 4 Q4_K rows (row + k * stride) against Q8_K activations into y[0 .. R): per
+// Byte indices that pick, from the decoded scales and mins of four Q4_K rows (Q4kHeads::sm: row
+// k's in the 128-bit lane k, bytes 0-3 the scales 0-3, 4-7 the mins 0-3, 8-11 the scales 4-7, 12-15
+// the mins 4-7), the words a row's products are scaled by (sc, as in the word order of
+// vpmaddubsw over a 64-byte load of nibbles: the sub-blocks 0 and 2, 1 and 3, 4 and 6, 5 and 7,
+// each over 16 words) and the rows' mins (m: row k's 8 in the words 8k .. 8k + 7). The high
+// byte of each word is zeroed by the mask kLowBytes.
+struct Q4kIndex {
+  alignas(64) uint8_t sc[4][4][64];  // [row][group]
+  alignas(64) uint8_t m[64];
+  constexpr Q4kIndex() : sc{}, m{} {
+    auto at = [](int k, int s, bool min) { return 16 * k + (s < 4 ? s : 4 + s) + (min ? 4 : 0); };
+    for (int k = 0; k < 4; ++k)
+      for (int g = 0; g < 4; ++g)
+        for (int w = 0; w < 32; ++w)
+          sc[k][g][2 * w] = uint8_t(at(k, g / 2 * 4 + g % 2 + 2 * (w / 16), false));
+    for (int w = 0; w < 32; ++w) m[2 * w] = uint8_t(at(w / 8, w % 8, true));
+  }
+};
+inline constexpr __mmask64 kLowBytes = 0x5555555555555555ULL;
+
+// The 16-byte heads (d, dmin, 12 bytes of 6-bit scales and mins) of the super-blocks of R <= 4
+// Q4_K rows, decoded together, one row per 128-bit lane: the scales and mins as bytes (sm, the
+// layout Q4kIndex reads), and the F16 d and dmin of row k in the words 8k and 8k + 1 (raw).
+template <int R>
+struct Q4kHeads {
+  __m512i sm, raw;
+  Q4kHeads(const std::byte* w, int64_t stride) {
+    raw = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+    for (int k = 1; k < R; ++k)
+      raw = _mm512_mask_broadcast_i32x4(
+          raw, __mmask16(0xF << (4 * k)),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + k * stride)));
+    // q4k_scale_min per lane, whose dwords are [d dmin, u0, u1, u2]: the scales 0-3 are
+    // u0 & 0x3F.., the mins 0-3 u1 & 0x3F.., the scales 4-7 (u2 & 0x0F..) | ((u0 >> 2) & 0x30..),
+    // the mins 4-7 ((u2 >> 4) & 0x0F..) | ((u1 >> 2) & 0x30..)
+    const __m512i u01 = _mm512_shuffle_epi32(raw, _MM_PERM_CBCB);  // [u0, u1, u0, u1]
+    const __m512i u22 = _mm512_shuffle_epi32(raw, _MM_PERM_DDDD);  // [u2, u2, u2, u2]
+    const __m512i lo = _mm512_and_si512(u01, _mm512_set1_epi32(0x3F3F3F3F));
+    const __m512i hi =
+        _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(u22, _mm512_set4_epi32(4, 0, 0, 0)),
+                                         _mm512_set1_epi32(0x0F0F0F0F)),
+                        _mm512_and_si512(_mm512_srli_epi32(u01, 2), _mm512_set1_epi32(0x30303030)));
+    sm = _mm512_mask_blend_epi32(0xCCCC, lo, hi);
+  }
+};
+
+// R = 1 or 4 Q4_K rows (row + k * stride) against packed Q8_K activations into y[0 .. R): per
 // super-block
 //   d dx sum_s sc[s] (q_s . x_s) - dmin dx sum_s m[s] (sum of x_s),
-// q . x by vpmaddubsw (pairs, exact in 16 bits: 2 x 15 x 127) and the scale by vpdpwssd. Four
-// rows share the activations' loads and the final reductions.
+// q . x by vpmaddubsw (pairs, exact in 16 bits: 2 x 15 x 127) and the scale by vpdpwssd. The
+// rows' scales, mins and F16 factors are decoded together (Q4kHeads), and the mins' part of all
+// R rows is one product in the lanes 4k .. 4k + 3 of `mins`. Four rows share the activations'
+// loads and the final reductions.
 template <int R>
-inline void dot_q4_k(const std::byte* row, int64_t stride, const std::byte* xq, int64_t n,
+inline void dot_q4_k(const std::byte* row, int64_t stride, const std::byte* xp, int64_t n,
                      float* y) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  // the scales of the sub-blocks 0 and 2, 1 and 3, 4 and 6, 5 and 7, each over 16 words
-  alignas(64) static constexpr auto kIdx = [] {
-    std::array<std::array<uint16_t, 32>, 4> t{};
-    for (int k = 0; k < 4; ++k)
-      for (int w = 0; w < 32; ++w) t[k][w] = uint16_t(k / 2 * 4 + k % 2 + 2 * (w / 16));
+  static constexpr Q4kIndex kIdx{};
+  // the words of d (row k's in lane k) and of dmin (row k's in the lanes 4k .. 4k + 3) in `raw`
+  alignas(64) static constexpr auto kD = [] {
+    std::array<uint16_t, 32> t{};
+    for (int j = 0; j < 16; ++j) t[j] = uint16_t(8 * (j % 4));
+    for (int j = 16; j < 32; ++j) t[j] = uint16_t(8 * ((j - 16) / 4) + 1);
     return t;
   }();
-  // each min twice: it multiplies the sums of two groups of 16
-  const __m256i imin = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-  __m512 acc[R];
-  __m256 macc[R];
-  for (int k = 0; k < R; ++k) {
-    acc[k] = _mm512_setzero_ps();
-    macc[k] = _mm256_setzero_ps();
-  }
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[R], mins = _mm512_setzero_ps();
+  for (int k = 0; k < R; ++k) acc[k] = _mm512_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const std::byte* x = xq + b * int64_t(sizeof(BlockQ8_K));
-    const __m512i x0 = _mm512_loadu_si512(x + 4), x1 = _mm512_loadu_si512(x + 4 + 64),
-                  x2 = _mm512_loadu_si512(x + 4 + 128), x3 = _mm512_loadu_si512(x + 4 + 192);
-    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4 + kQK_K));
-    float dx;
-    std::memcpy(&dx, x, 4);
+    const std::byte* x = xp + b * kSuperBytes;
+    const __m512i x0 = _mm512_load_si512(x), x1 = _mm512_load_si512(x + 64),
+                  x2 = _mm512_load_si512(x + 128), x3 = _mm512_load_si512(x + 192);
+    const __m512 dx = _mm512_load_ps(x + kQK_K + 64);
+    const std::byte* w = row + b * int64_t(sizeof(BlockQ4_K));
+    for (int k = 0; k < R; ++k) prefetch_ahead(w + k * stride, sizeof(BlockQ4_K));
+    const Q4kHeads<R> h(w, stride);
+    // d dx per row (lane k), dmin dx per row (lanes 4k .. 4k + 3)
+    const __m512i dw = _mm512_permutexvar_epi16(_mm512_load_si512(kD.data()), h.raw);
+    alignas(64) float d[16];
+    _mm512_store_ps(d, _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(dw)), dx));
+    const __m512 dmin =
+        _mm512_mul_ps(_mm512_cvtph_ps(_mm512_maskz_extracti64x4_epi64(0xF, dw, 1)), dx);
+    // sum_s m[s] (sum of x_s) of every row at once
+    const __m512i mw = _mm512_maskz_permutexvar_epi8(kLowBytes, _mm512_load_si512(kIdx.m), h.sm);
+    mins = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_madd_epi16(mw, _mm512_load_si512(x + kQK_K))),
+                           dmin, mins);
     for (int k = 0; k < R; ++k) {
-      const std::byte* w = row + k * stride + b * int64_t(sizeof(BlockQ4_K));
-      prefetch_ahead(w, sizeof(BlockQ4_K));
-      // the 6-bit scales and mins (q4k_scale_min), four at a time
-      uint32_t u[3];
-      std::memcpy(u, w + 4, 12);
-      const uint32_t sc_lo = u[0] & 0x3F3F3F3F, m_lo = u[1] & 0x3F3F3F3F;
-      const uint32_t sc_hi = (u[2] & 0x0F0F0F0F) | ((u[0] >> 2) & 0x30303030);
-      const uint32_t m_hi = ((u[2] >> 4) & 0x0F0F0F0F) | ((u[1] >> 2) & 0x30303030);
-      const __m512i sc =
-          _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(sc_hi), int(sc_lo))));
-      const __m256i mins = _mm256_permutexvar_epi16(
-          imin,
-          _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(m_hi), int(m_lo)))));
+      const std::byte* q = w + k * stride + 16;
       // 64 bytes of nibbles at a time: the sub-blocks 4p .. 4p + 3, the activations packed in
       // the same order
-      const __m512i v0 = _mm512_loadu_si512(w + 16), v1 = _mm512_loadu_si512(w + 16 + 64);
-      auto scaled = [&](__m512i isum, __m512i q, __m512i xs, int idx) {
+      const __m512i v0 = _mm512_loadu_si512(q), v1 = _mm512_loadu_si512(q + 64);
+      auto scaled = [&](__m512i isum, __m512i nib, __m512i xs, int g) {
         return _mm512_dpwssd_epi32(
-            isum, _mm512_maddubs_epi16(q, xs),
-            _mm512_permutexvar_epi16(_mm512_load_si512(kIdx[idx].data()), sc));
+            isum, _mm512_maddubs_epi16(nib, xs),
+            _mm512_maskz_permutexvar_epi8(kLowBytes, _mm512_load_si512(kIdx.sc[k][g]), h.sm));
       };
       __m512i isum = scaled(_mm512_setzero_si512(), _mm512_and_si512(v0, low4), x0, 0);
       isum = scaled(isum, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low4), x1, 1);
       isum = scaled(isum, _mm512_and_si512(v1, low4), x2, 2);
       isum = scaled(isum, _mm512_and_si512(_mm512_srli_epi16(v1, 4), low4), x3, 3);
-      acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(dx * f16_at(w)), _mm512_cvtepi32_ps(isum), acc[k]);
-      macc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16_at(w + 2)),
-                                _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums, mins)), macc[k]);
+      acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(d[k]), _mm512_cvtepi32_ps(isum), acc[k]);
     }
   }
-  // less the mins' part, in the low 8 lanes (the all-lanes masked insert: GCC 105593, as above)
+  // less each row's mins' part, from its four lanes of `mins`
   for (int k = 0; k < R; ++k)
-    acc[k] = _mm512_sub_ps(acc[k], _mm512_castpd_ps(_mm512_maskz_insertf64x4(
-                                       0xFF, _mm512_setzero_pd(), _mm256_castps_pd(macc[k]), 0)));
+    acc[k] = _mm512_mask_sub_ps(acc[k], __mmask16(0xF << (4 * k)), acc[k], mins);
   store_sums<R>(acc, y);
 }
 
