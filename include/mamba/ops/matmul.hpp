@@ -27,12 +27,20 @@ struct MatrixView {
   const std::byte* data = nullptr;
   int64_t rows = 0;
   int64_t cols = 0;
+  int64_t stride = 0;  // bytes from one row to the next; 0: the rows are packed
 
-  int64_t row_stride() const { return row_bytes(type, cols); }
+  int64_t row_stride() const { return stride ? stride : row_bytes(type, cols); }
   const std::byte* row(int64_t r) const { return data + r * row_stride(); }
-  int64_t bytes() const { return rows * row_stride(); }
+  // the bytes of its weights
+  int64_t bytes() const { return rows * row_bytes(type, cols); }
   // rows [r0, r1) as a matrix of their own
-  MatrixView slice_rows(int64_t r0, int64_t r1) const { return {type, row(r0), r1 - r0, cols}; }
+  MatrixView slice_rows(int64_t r0, int64_t r1) const {
+    return {type, row(r0), r1 - r0, cols, stride};
+  }
+  // columns [c0, c1) as a matrix of their own; c0 and c1 multiples of the type's block size
+  MatrixView slice_cols(int64_t c0, int64_t c1) const {
+    return {type, data + row_bytes(type, c0), rows, c1 - c0, row_stride()};
+  }
 };
 
 template <class T>

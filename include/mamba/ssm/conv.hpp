@@ -52,30 +52,40 @@ inline void causal_conv1d(int64_t n, int64_t d_inner, int64_t K, const T* w, con
 
 // The same as causal_conv1d, with the taps transposed to (K, d_inner) (the model transposes them
 // at load) so that every inner loop runs over contiguous channels (the compiler vectorizes them);
-// what the model runs for prefill (n tokens) and decode (n = 1). causal_conv1d is its twin.
+// what the model runs for prefill (n tokens) and decode (n = 1), over the channels [c0, c1) (the
+// other channels of y and state untouched). causal_conv1d is its twin.
 //   w_t: (K, d_inner)   b: (d_inner) or null   state: (K-1, d_inner)
 //   x: (n, d_inner) with row stride x_stride   y: (n, d_inner) contiguous
 template <class T>
-inline void causal_conv1d_fast(int64_t n, int64_t d_inner, int64_t K, const T* w_t, const T* b,
-                               T* state, const T* x, int64_t x_stride, T* y) {
+inline void causal_conv1d_fast(int64_t c0, int64_t c1, int64_t n, int64_t d_inner, int64_t K,
+                               const T* w_t, const T* b, T* state, const T* x, int64_t x_stride,
+                               T* y) {
   for (int64_t t = 0; t < n; ++t) {
     T* yt = y + t * d_inner;
-    for (int64_t c = 0; c < d_inner; ++c) yt[c] = b ? b[c] : T(0);
+    for (int64_t c = c0; c < c1; ++c) yt[c] = b ? b[c] : T(0);
     for (int64_t k = 0; k < K; ++k) {
       const int64_t s = t - (K - 1) + k;
       const T* src = s >= 0 ? x + s * x_stride : state + (K - 1 + s) * d_inner;
       const T* wk = w_t + k * d_inner;
-      for (int64_t c = 0; c < d_inner; ++c) yt[c] += wk[c] * src[c];
+      for (int64_t c = c0; c < c1; ++c) yt[c] += wk[c] * src[c];
     }
   }
+  const size_t bytes = size_t(c1 - c0) * sizeof(T);
   for (int64_t k = 0; k < K - 1; ++k) {
     const int64_t s = n - (K - 1) + k;
     if (s < 0) {
-      std::memmove(state + k * d_inner, state + (K - 1 + s) * d_inner, d_inner * sizeof(T));
+      std::memmove(state + k * d_inner + c0, state + (K - 1 + s) * d_inner + c0, bytes);
     } else {
-      std::memcpy(state + k * d_inner, x + s * x_stride, d_inner * sizeof(T));
+      std::memcpy(state + k * d_inner + c0, x + s * x_stride + c0, bytes);
     }
   }
+}
+
+// All d_inner channels.
+template <class T>
+inline void causal_conv1d_fast(int64_t n, int64_t d_inner, int64_t K, const T* w_t, const T* b,
+                               T* state, const T* x, int64_t x_stride, T* y) {
+  causal_conv1d_fast(0, d_inner, n, d_inner, K, w_t, b, state, x, x_stride, y);
 }
 
 }  // namespace mamba
