@@ -71,6 +71,32 @@ TEST(ShippedModel, GreedyGenerationIsDeterministic) {
   EXPECT_EQ(text[0].size(), 80u);  // one byte per token, no EOS in a byte model
 }
 
+// A decoded token's conv and x_proj run over parts of the channels (d_inner 384: three of 128,
+// x_proj split by its columns into partial sums); prefill's run over all of them at once. Step by
+// step gives prefill's logits, to float rounding; losing a part moves them by more than 1e-2.
+TEST(ShippedModel, StepsGiveThePrefillsLogits) {
+  const auto model = mamba::Model::load(kModel);
+  ASSERT_EQ(model.config().d_inner, 384);
+  const auto tokens =
+      mamba::load_tokenizer(kModel).encode("ROMEO:\nWhat light through yonder window");
+  auto prefilled = model.new_state(), stepped = model.new_state();
+  const auto want = model.prefill(tokens, prefilled, mamba::Logits::All);
+  std::vector<float> got;
+  for (int32_t t : tokens) {
+    const auto l = model.step(t, stepped);
+    got.insert(got.end(), l.begin(), l.end());
+  }
+  ASSERT_EQ(got.size(), want.size());
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    norm += double(want[i]) * want[i];
+  }
+  const double err = std::sqrt(diff / norm);
+  std::printf("[ measured ] stepped against prefilled logits: relative error %.2e\n", err);
+  EXPECT_LE(err, 1e-5);
+}
+
 // ---- the CLI on the shipped model
 
 struct CliResult {
@@ -81,11 +107,12 @@ struct CliResult {
 CliResult run(const std::string& args, const std::string& stdin_text = "") {
   const auto dir = fs::temp_directory_path();
   const std::string tag = std::to_string(::getpid());
-  const std::string in = (dir / ("sm_in_" + tag)).string(), out = (dir / ("sm_out_" + tag)).string(),
+  const std::string in = (dir / ("sm_in_" + tag)).string(),
+                    out = (dir / ("sm_out_" + tag)).string(),
                     err = (dir / ("sm_err_" + tag)).string();
   std::ofstream(in) << stdin_text;
-  const std::string cmd = std::string(MAMBA_BIN_DIR) + "/mamba-generate " + args + " <" + in +
-                          " >" + out + " 2>" + err;
+  const std::string cmd =
+      std::string(MAMBA_BIN_DIR) + "/mamba-generate " + args + " <" + in + " >" + out + " 2>" + err;
   const int status = std::system(cmd.c_str());
   CliResult r{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
   for (const auto& p : {in, out, err}) fs::remove(p);
@@ -145,11 +172,14 @@ TEST(ShippedModelCli, PromptCacheMissThenHit) {
   EXPECT_NE(hit.err.find(reused), std::string::npos) << hit.err;
   EXPECT_EQ(hit.out, miss.out);  // same text with and without the cache
   // a longer prompt that starts the same way reuses the cache too
-  const CliResult longer =
-      run("-p '" + prompt + " breaks' -n 5 --prompt-cache " + cache);
+  const CliResult longer = run("-p '" + prompt + " breaks' -n 5 --prompt-cache " + cache);
   EXPECT_NE(longer.err.find(reused), std::string::npos) << longer.err;
   // a damaged cache is an error, not garbage
-  { std::fstream f(cache, std::ios::in | std::ios::out | std::ios::binary); f.seekp(200); f.put('\x7f'); }
+  {
+    std::fstream f(cache, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.put('\x7f');
+  }
   const CliResult damaged = run(args + "--prompt-cache " + cache);
   EXPECT_EQ(damaged.exit_code, 1);
   fs::remove(cache);
@@ -179,9 +209,14 @@ TEST(ShippedModelCli, InteractiveKeepsTheStateAcrossTurns) {
 }
 
 TEST(ShippedModelCli, ErrorsExitOneWithOneLine) {
-  const std::vector<std::string> cases = {
-      "-m /nonexistent/model -p hi", "-p hi -n many", "-p hi --temp -1", "-p hi --top-p 2",
-      "-p hi --bogus", "-f /nonexistent/prompt.txt", "-p hi --tokens 1,2", "-p hi --seed"};
+  const std::vector<std::string> cases = {"-m /nonexistent/model -p hi",
+                                          "-p hi -n many",
+                                          "-p hi --temp -1",
+                                          "-p hi --top-p 2",
+                                          "-p hi --bogus",
+                                          "-f /nonexistent/prompt.txt",
+                                          "-p hi --tokens 1,2",
+                                          "-p hi --seed"};
   for (const std::string& args : cases) {
     SCOPED_TRACE(args);
     const CliResult r = run(args);

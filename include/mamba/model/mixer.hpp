@@ -2,6 +2,7 @@
 // The Mamba-1 mixer of one layer over n tokens (n = 1 is decode and takes the step forms), and
 // the buffers and small steps the Mamba-2 mixer (mixer2.hpp) shares with it.
 #include <cstdint>
+#include <numeric>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -18,18 +19,27 @@
 
 namespace mamba {
 
+// A decoded token's conv and x_proj run over parts of the channels of this many (x_proj, of type
+// t, split by its columns: a multiple of its block size), or over all of them when d_inner is not
+// a multiple.
+inline int64_t channel_part(int64_t d_inner, DType t) {
+  const int64_t part = std::lcm<int64_t>(128, traits(t).block_size);
+  return d_inner % part == 0 ? part : d_inner;
+}
+
 // Buffers for one forward pass; reused across calls so that decoding does not allocate.
 template <class T>
 struct Workspace {
-  AlignedVector<T> hidden;                   // (n, d_model), the block outputs
-  AlignedVector<T> residual;                 // (n, d_model), the residual stream
-  AlignedVector<T> u;                        // (n, d_model), normalised block input
-  AlignedVector<T> xz;                       // (n, d_in_proj), the in_proj output
-  AlignedVector<T> x;                        // (n, conv_dim), after conv and silu
-  AlignedVector<T> dbc;                      // Mamba-1: (n, dt_rank + 2*d_state)
-  AlignedVector<T> dt_low;                   // Mamba-1: (n, dt_rank)
-  AlignedVector<T> dt;                       // (n, d_inner); Mamba-2: (n, nheads)
-  AlignedVector<T> y;                        // (n, d_inner)
+  AlignedVector<T> hidden;     // (n, d_model), the block outputs
+  AlignedVector<T> residual;   // (n, d_model), the residual stream
+  AlignedVector<T> u;          // (n, d_model), normalised block input
+  AlignedVector<T> xz;         // (n, d_in_proj), the in_proj output
+  AlignedVector<T> x;          // (n, conv_dim), after conv and silu
+  AlignedVector<T> dbc;        // Mamba-1: (n, dt_rank + 2*d_state)
+  AlignedVector<T> dbc_parts;  // Mamba-1 decode: (parts, dt_rank + 2*d_state), x_proj by parts
+  AlignedVector<T> dt_low;     // Mamba-1: (n, dt_rank)
+  AlignedVector<T> dt;         // (n, d_inner); Mamba-2: (n, nheads)
+  AlignedVector<T> y;          // (n, d_inner)
   std::vector<LayerState<T>*> layer_states;  // (n_states), the current layer's state of each
 
   void resize(const ModelConfig& c, int64_t n) {
@@ -40,6 +50,7 @@ struct Workspace {
     xz.resize(n * c.d_in_proj());
     x.resize(n * c.conv_dim());
     dbc.resize(m2 ? 0 : n * (c.dt_rank + 2 * c.d_state));
+    dbc_parts.resize(m2 ? 0 : (c.d_inner / 128 + 1) * (c.dt_rank + 2 * c.d_state));
     dt_low.resize(m2 ? 0 : n * c.dt_rank);
     dt.resize(n * (m2 ? c.nheads : c.d_inner));
     y.resize(n * c.d_inner);
@@ -129,11 +140,33 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
   const T* x_in = ws.xz.data();
   const T* z = ws.xz.data() + E;
 
-  // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
-  conv_silu(w, E, K, x_in, 2 * E, n, states, ws.x.data());
-
-  // x_dbl = self.x_proj(x); dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
-  project(w.x_proj, ws.x.data(), n, ws.dbc.data());
+  if (n == 1) {
+    // One token: the threads share out parts of the channels for both steps below, x_proj split
+    // by its columns into partial sums, added in the parts' order (whatever the thread count).
+    const int64_t part = channel_part(E, w.x_proj.type), parts = E / part;
+    T* conv_state = states[0]->conv.data();
+    parallel_for(parts, 1, w.x_proj.bytes() + E * K * 12, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t c0 = p * part, c1 = c0 + part;
+        // x = self.act(self.conv1d(x)[..., :seqlen])
+        causal_conv1d_fast(c0, c1, 1, E, K, w.conv_w.data(),
+                           w.conv_b.empty() ? nullptr : w.conv_b.data(), conv_state, x_in, 2 * E,
+                           ws.x.data());
+        silu_inplace(ws.x.data() + c0, part);
+        // x_dbl = self.x_proj(x)
+        project(w.x_proj.slice_cols(c0, c1), ws.x.data() + c0, 1, ws.dbc_parts.data() + p * n_dbc);
+      }
+    });
+    std::copy_n(ws.dbc_parts.data(), n_dbc, ws.dbc.data());
+    for (int64_t p = 1; p < parts; ++p)
+      for (int64_t i = 0; i < n_dbc; ++i) ws.dbc[i] += ws.dbc_parts[p * n_dbc + i];
+  } else {
+    // x = self.act(self.conv1d(x)[..., :seqlen])   (causal depthwise conv, carried state)
+    conv_silu(w, E, K, x_in, 2 * E, n, states, ws.x.data());
+    // x_dbl = self.x_proj(x)
+    project(w.x_proj, ws.x.data(), n, ws.dbc.data());
+  }
+  // dt, B, C = torch.split(x_dbl, [dt_rank, d_state, d_state], dim=-1)
   for (int64_t t = 0; t < n; ++t) {
     T* row = ws.dbc.data() + t * n_dbc;
     if (c.dt_b_c_rms) {

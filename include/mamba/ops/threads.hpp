@@ -47,9 +47,9 @@ inline void set_num_threads(int n) {
 // calling thread: every parallel region ends in a barrier, and on a machine whose cores are busy
 // with other work a barrier can wait a whole scheduler time slice for a descheduled thread (one
 // decoded token opens ~100 regions), so only jobs long enough to hide that are split. A region
-// costs about 2.4 us on 2 threads here; 256 KiB is 20 us of weight streaming, and splits a 4-bit
-// out_proj of mamba-130m (0.66 MB), which 1 MiB left to one thread.
-inline constexpr int64_t kParallelWork = int64_t{1} << 18;
+// costs about 2.4 us on 2 threads here; 128 KiB is 10 us of weight streaming, and splits the
+// 8-bit conv and x_proj of a mamba-130m token (0.2 MB), which 256 KiB left to one thread.
+inline constexpr int64_t kParallelWork = int64_t{1} << 17;
 
 template <class F>
 inline void parallel_for(int64_t n, int64_t grain, int64_t work, F&& f) {
