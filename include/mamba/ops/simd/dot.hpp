@@ -89,6 +89,8 @@ inline float dot_plain(const std::byte* row, const float* x, int64_t n) {
   constexpr int W = O::W;
   constexpr int64_t kBytes = T == DType::F32 ? 4 : 2;  // per weight
   int64_t i = 0;
+  // a row shorter than one step (dt_proj's 48 values) is still one of many in a row
+  if (n < 4 * W) prefetch_ahead(row, n * kBytes);
   for (; i + 4 * W <= n; i += 4 * W) {
     prefetch_ahead(row + i * kBytes, 4 * W * kBytes);
     a0 = O::fma(load_plain<O, T>(row, i), O::load(x + i), a0);

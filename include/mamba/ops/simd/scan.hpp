@@ -16,11 +16,18 @@ inline void scan_step(int64_t c0, int64_t c1, int64_t N, const float* x, const f
   constexpr int W = O::W;
   if constexpr (requires(const typename O::F* a) { O::reduce16(a); }) {
     if (N == W) {  // d_state 16 on AVX-512: 16 channels at a time, one register each
+      constexpr int64_t kAhead = 32;
       for (; c0 + 16 <= c1; c0 += 16) {
         typename O::F acc[16];
         const auto Bv = O::load(B), Cv = O::load(C);
         for (int k = 0; k < 16; ++k) {
           const int64_t c = c0 + k;
+          // A and h of the channel kAhead on (a prefetch never faults): a decoded token reads
+          // them from memory, 2 x 64 bytes a channel, and the hardware prefetchers start late
+#if defined(__GNUC__)
+          __builtin_prefetch(A + (c + kAhead) * N, 0, 2);
+          __builtin_prefetch(h + (c + kAhead) * N, 1, 2);
+#endif
           const auto dA = exp<O>(O::mul(O::set1(dt[c]), O::load(A + c * N)));
           const auto hn = O::fma(dA, O::load(h + c * N), O::mul(O::set1(dt[c] * x[c]), Bv));
           O::store(h + c * N, hn);
