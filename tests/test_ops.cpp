@@ -12,6 +12,7 @@
 #include <mamba/ssm/discretize.hpp>
 #include <mamba/ssm/scan.hpp>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "reference_fixture.hpp"
@@ -134,7 +135,7 @@ TEST(Conv, SequenceAndStepMatchTheFormula) {
 
 // What the model runs: taps transposed to (K, E), fed in chunks of any length (1 = decode), with
 // and without a bias; against the formula, in double (to rounding) and float.
-TEST(Conv, FastFormMatchesTheFormulaInAnyChunks) {
+TEST(Conv, FastFormMatchesTheFormulaInAnyChunksAndChannelRanges) {
   for (int K : {1, 2, 4, 5}) {
     for (bool bias : {true, false}) {
       SCOPED_TRACE(testing::Message() << "K=" << K << " bias=" << bias);
@@ -153,8 +154,10 @@ TEST(Conv, FastFormMatchesTheFormulaInAnyChunks) {
       std::vector<float> statef(state.size(), 0.0f), yf(n * E);
       for (int t = 0, len = 1; t < n; t += len, len = len % 4 + 1) {  // chunks 1, 2, 3, 4, 1, ...
         const int m = std::min(len, n - t);
-        mamba::causal_conv1d_fast(m, E, K, w_t.data(), bias ? b.data() : nullptr, state.data(),
-                                  &x[t * stride], stride, &y[t * E]);
+        // in double over two channel ranges (as decode splits them), in float over all at once
+        for (auto [c0, c1] : {std::pair{0, 16}, std::pair{16, E}})
+          mamba::causal_conv1d_fast<double>(c0, c1, m, E, K, w_t.data(), bias ? b.data() : nullptr,
+                                            state.data(), &x[t * stride], stride, &y[t * E]);
         mamba::causal_conv1d_fast(m, E, K, w_tf.data(), bias ? bf.data() : nullptr, statef.data(),
                                   &xf[t * stride], stride, &yf[t * E]);
       }
