@@ -72,19 +72,36 @@ inline double streaming_bandwidth(int threads) {
   return cache[threads];
 }
 
-// Ceiling for prefill: Eigen SGEMM FLOP/s on (512 x 768) x (768 x 3072) with `threads` threads.
-inline double sgemm_flops(int threads) {
-  static std::map<int, double> cache;
-  if (cache.count(threads)) return cache[threads];
+// Ceiling for prefill: Eigen SGEMM FLOP/s on (512 x 768) x (768 x 3072) with `threads` threads,
+// the best of `reps` products.
+inline double measure_sgemm_flops(int threads, int reps) {
   set_num_threads(threads);
   const Eigen::MatrixXf a = Eigen::MatrixXf::Random(512, 768),
                         b = Eigen::MatrixXf::Random(768, 3072);
   Eigen::MatrixXf c(512, 3072);
-  const double s = best_seconds(15, [&] {
+  const double s = best_seconds(reps, [&] {
     c.noalias() = a * b;
     benchmark::DoNotOptimize(c.data());
   });
-  return cache[threads] = 2.0 * 512 * 768 * 3072 / s;
+  return 2.0 * 512 * 768 * 3072 / s;
+}
+
+// The same, measured once per thread count (BM_EigenSgemm).
+inline double sgemm_flops(int threads) {
+  static std::map<int, double> cache;
+  if (!cache.count(threads)) cache[threads] = measure_sgemm_flops(threads, 15);
+  return cache[threads];
+}
+
+// Runs a prefill benchmark's loop (run()) and returns its SGEMM ceiling, probed right before and
+// right after it, the higher taken: as for decode (run_decode), the ceiling then reflects the
+// same minutes' load (over a day here the 2-thread SGEMM moved between 205 and 274 GFLOP/s).
+template <class F>
+inline double sgemm_beside(int threads, F&& run) {
+  const double before = measure_sgemm_flops(threads, 5);
+  set_num_threads(threads);
+  run();
+  return std::max(before, measure_sgemm_flops(threads, 5));
 }
 
 // Decodes one token per iteration of `st` with `threads` threads, from a warmed state, and sets
