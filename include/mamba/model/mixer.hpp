@@ -100,18 +100,25 @@ inline void softplus_bias_inplace(T* v, std::span<const T> bias, int64_t n) {
 }
 
 // x = silu(conv1d(x_in)) over n rows of `channels` values (x_in's rows `in_stride` apart, x's
-// contiguous), each state's conv window carried: n tokens of one state, or one token each of n
-// states (batched decode), the sequences then shared out across the threads.
+// contiguous), each state's conv window carried: n tokens of one state (the threads sharing out
+// the channels), or one token each of n states (batched decode: sharing out the sequences).
 template <class T>
 inline void conv_silu(const LayerWeights<T>& w, int64_t channels, int64_t K, const T* x_in,
                       int64_t in_stride, int64_t n, std::span<LayerState<T>* const> states, T* x) {
   const T* b = w.conv_b.empty() ? nullptr : w.conv_b.data();
-  const int64_t run = states.size() == 1 ? n : 1;  // tokens of one state
-  parallel_for(n / run, 1, n * channels * K * 12, [&](int64_t s0, int64_t s1) {
+  if (states.size() == 1) {
+    parallel_for(channels, 16, n * channels * K * 12, [&](int64_t c0, int64_t c1) {
+      causal_conv1d_fast(c0, c1, n, channels, K, w.conv_w.data(), b, states[0]->conv.data(), x_in,
+                         in_stride, x);
+      for (int64_t t = 0; t < n; ++t) silu_inplace(x + t * channels + c0, c1 - c0);
+    });
+    return;
+  }
+  parallel_for(n, 1, n * channels * K * 12, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
-      causal_conv1d_fast(run, channels, K, w.conv_w.data(), b, states[s]->conv.data(),
-                         x_in + s * run * in_stride, in_stride, x + s * run * channels);
-      silu_inplace(x + s * run * channels, run * channels);
+      causal_conv1d_fast(1, channels, K, w.conv_w.data(), b, states[s]->conv.data(),
+                         x_in + s * in_stride, in_stride, x + s * channels);
+      silu_inplace(x + s * channels, channels);
     }
   });
 }
@@ -195,7 +202,9 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
     });
   } else if (one_sequence) {
     project(w.dt_proj, ws.dt_low.data(), n, ws.dt.data());
-    softplus_bias_inplace(ws.dt.data(), w.dt_bias, n);
+    parallel_for(n, 1, n * E * 16, [&](int64_t t0, int64_t t1) {
+      softplus_bias_inplace(ws.dt.data() + t0 * E, w.dt_bias, t1 - t0);
+    });
     selective_scan_fast(n, E, N, ws.x.data(), E, ws.dt.data(), w.A.data(), B, C, n_dbc, w.D.data(),
                         z, 2 * E, states[0]->ssm.data(), ws.y.data());
   } else {  // one step of each sequence: the sequences' softplus and scan shared out
