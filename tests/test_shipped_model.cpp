@@ -10,6 +10,8 @@
 #include <mamba/mamba.hpp>
 #include <sstream>
 
+#include "reference_fixture.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -86,13 +88,7 @@ TEST(ShippedModel, StepsGiveThePrefillsLogits) {
     const auto l = model.step(t, stepped);
     got.insert(got.end(), l.begin(), l.end());
   }
-  ASSERT_EQ(got.size(), want.size());
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
-    norm += double(want[i]) * want[i];
-  }
-  const double err = std::sqrt(diff / norm);
+  const double err = relative_error(got, want);
   std::printf("[ measured ] stepped against prefilled logits: relative error %.2e\n", err);
   EXPECT_LE(err, 1e-5);
 }

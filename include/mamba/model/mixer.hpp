@@ -99,27 +99,35 @@ inline void softplus_bias_inplace(T* v, std::span<const T> bias, int64_t n) {
   }
 }
 
+// The channels [c0, c1) of x = silu(conv1d(x_in)) over n tokens of one state (x_in's rows
+// `in_stride` apart, x's rows `channels` long), its conv window carried.
+template <class T>
+inline void conv_silu_channels(const LayerWeights<T>& w, int64_t c0, int64_t c1, int64_t channels,
+                               int64_t K, const T* x_in, int64_t in_stride, int64_t n,
+                               LayerState<T>& state, T* x) {
+  causal_conv1d_fast(c0, c1, n, channels, K, w.conv_w.data(),
+                     w.conv_b.empty() ? nullptr : w.conv_b.data(), state.conv.data(), x_in,
+                     in_stride, x);
+  for (int64_t t = 0; t < n; ++t) silu_inplace(x + t * channels + c0, c1 - c0);
+}
+
 // x = silu(conv1d(x_in)) over n rows of `channels` values (x_in's rows `in_stride` apart, x's
 // contiguous), each state's conv window carried: n tokens of one state (the threads sharing out
 // the channels), or one token each of n states (batched decode: sharing out the sequences).
 template <class T>
 inline void conv_silu(const LayerWeights<T>& w, int64_t channels, int64_t K, const T* x_in,
                       int64_t in_stride, int64_t n, std::span<LayerState<T>* const> states, T* x) {
-  const T* b = w.conv_b.empty() ? nullptr : w.conv_b.data();
+  const int64_t work = n * channels * K * 12;
   if (states.size() == 1) {
-    parallel_for(channels, 16, n * channels * K * 12, [&](int64_t c0, int64_t c1) {
-      causal_conv1d_fast(c0, c1, n, channels, K, w.conv_w.data(), b, states[0]->conv.data(), x_in,
-                         in_stride, x);
-      for (int64_t t = 0; t < n; ++t) silu_inplace(x + t * channels + c0, c1 - c0);
+    parallel_for(channels, 16, work, [&](int64_t c0, int64_t c1) {
+      conv_silu_channels(w, c0, c1, channels, K, x_in, in_stride, n, *states[0], x);
     });
     return;
   }
-  parallel_for(n, 1, n * channels * K * 12, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {
-      causal_conv1d_fast(1, channels, K, w.conv_w.data(), b, states[s]->conv.data(),
-                         x_in + s * in_stride, in_stride, x + s * channels);
-      silu_inplace(x + s * channels, channels);
-    }
+  parallel_for(n, 1, work, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s)
+      conv_silu_channels(w, 0, channels, channels, K, x_in + s * in_stride, in_stride, 1,
+                         *states[s], x + s * channels);
   });
 }
 
@@ -151,15 +159,11 @@ inline void mamba_mixer(const LayerWeights<T>& w, const ModelConfig& c, const T*
     // One token: the threads share out parts of the channels for both steps below, x_proj split
     // by its columns into partial sums, added in the parts' order (whatever the thread count).
     const int64_t part = channel_part(E, w.x_proj.type), parts = E / part;
-    T* conv_state = states[0]->conv.data();
     parallel_for(parts, 1, w.x_proj.bytes() + E * K * 12, [&](int64_t p0, int64_t p1) {
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t c0 = p * part, c1 = c0 + part;
         // x = self.act(self.conv1d(x)[..., :seqlen])
-        causal_conv1d_fast(c0, c1, 1, E, K, w.conv_w.data(),
-                           w.conv_b.empty() ? nullptr : w.conv_b.data(), conv_state, x_in, 2 * E,
-                           ws.x.data());
-        silu_inplace(ws.x.data() + c0, part);
+        conv_silu_channels(w, c0, c1, E, K, x_in, 2 * E, 1, *states[0], ws.x.data());
         // x_dbl = self.x_proj(x)
         project(w.x_proj.slice_cols(c0, c1), ws.x.data() + c0, 1, ws.dbc_parts.data() + p * n_dbc);
       }
