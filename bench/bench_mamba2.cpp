@@ -20,7 +20,6 @@ namespace {
 
 using mamba::DType;
 using mamba::ScanPath;
-using mamba::bench::Clock;
 
 const mamba::Model& mamba2_for(DType type) {
   static std::map<DType, std::unique_ptr<mamba::Model>> models;
@@ -51,16 +50,10 @@ void BM_Mamba2Prefill(benchmark::State& st, DType type, ScanPath path) {
   const auto& model = mamba2_for(type);
   std::vector<int32_t> tokens(n);
   for (int64_t i = 0; i < n; ++i) tokens[i] = (i * 131 + 17) % 50000;
-  double seconds = 0;
-  const double ceiling = mamba::bench::sgemm_beside(threads, [&] {
-    const auto t0 = Clock::now();
-    for (auto _ : st) {
-      auto state = model.new_state();
-      benchmark::DoNotOptimize(model.prefill(tokens, state, mamba::Logits::Last, path));
-    }
-    seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto [tps, ceiling] = mamba::bench::run_prefill(st, threads, n, [&] {
+    auto state = model.new_state();
+    benchmark::DoNotOptimize(model.prefill(tokens, state, mamba::Logits::Last, path));
   });
-  const double tps = st.iterations() * double(n) / seconds;
   const auto& c = model.config();
   st.counters["tokens/s"] = tps;
   st.counters["sgemm_GFLOP/s"] = ceiling / 1e9;

@@ -99,16 +99,10 @@ void BM_Prefill512(benchmark::State& st, DType type) {
   const auto& model = model_for(type);
   std::vector<int32_t> tokens(512);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = (i * 131 + 17) % 50000;
-  double seconds = 0;
-  const double ceiling = mamba::bench::sgemm_beside(threads, [&] {
-    const auto t0 = Clock::now();
-    for (auto _ : st) {
-      auto state = model.new_state();
-      benchmark::DoNotOptimize(model.prefill(tokens, state));
-    }
-    seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto [tps, ceiling] = mamba::bench::run_prefill(st, threads, 512, [&] {
+    auto state = model.new_state();
+    benchmark::DoNotOptimize(model.prefill(tokens, state));
   });
-  const double tps = st.iterations() * 512.0 / seconds;
   st.counters["tokens/s"] = tps;
   st.counters["sgemm_GFLOP/s"] = ceiling / 1e9;
   st.counters["efficiency"] = prefill_flops_per_token(model.config()) * tps / ceiling;

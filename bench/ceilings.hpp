@@ -93,15 +93,22 @@ inline double sgemm_flops(int threads) {
   return cache[threads];
 }
 
-// Runs a prefill benchmark's loop (run()) and returns its SGEMM ceiling, probed right before and
-// right after it, the higher taken: as for decode (run_decode), the ceiling then reflects the
+// A prefill benchmark: prefill() once per iteration of `st` (a fresh state each time, `tokens`
+// tokens) with `threads` threads; returns its tokens/s and the SGEMM ceiling probed right before
+// and right after it, the higher taken: as for decode (run_decode), the ceiling then reflects the
 // same minutes' load (over a day here the 2-thread SGEMM moved between 205 and 274 GFLOP/s).
+struct PrefillRate {
+  double tokens_per_s, sgemm_flops;
+};
 template <class F>
-inline double sgemm_beside(int threads, F&& run) {
+inline PrefillRate run_prefill(benchmark::State& st, int threads, int64_t tokens, F&& prefill) {
   const double before = measure_sgemm_flops(threads, 5);
   set_num_threads(threads);
-  run();
-  return std::max(before, measure_sgemm_flops(threads, 5));
+  const auto t0 = Clock::now();
+  for (auto _ : st) prefill();
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return {st.iterations() * double(tokens) / seconds,
+          std::max(before, measure_sgemm_flops(threads, 5))};
 }
 
 // Decodes one token per iteration of `st` with `threads` threads, from a warmed state, and sets
