@@ -300,6 +300,28 @@ TYPED_TEST(SimdTest, ExpSiluSoftplusMatchTheLibm) {
   EXPECT_EQ(sp[n - 2], 60.0f);
 }
 
+TYPED_TEST(SimdTest, ExpAtTheEdgesOfTheFloatRange) {
+  // below exp(-87) flushed to zero, past the largest float infinity, both without NaN
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> v = {-inf,   -1e30f, -200.0f, -87.5f, -87.0f, -86.9f, 88.0f, 88.7f,
+                          88.72f, 88.73f, 89.0f,   89.5f,  100.0f, 1e30f,  inf};
+  const int64_t n = static_cast<int64_t>(v.size());
+  std::vector<float> e(n);
+  mamba::simd::exp_array<TypeParam>(v.data(), e.data(), n);
+  for (int64_t i = 0; i < n; ++i) {
+    SCOPED_TRACE(v[i]);
+    const double want = std::exp(double(v[i]));
+    if (v[i] < -87.0f) {
+      EXPECT_GE(e[i], 0.0f);
+      EXPECT_LE(e[i], 1.2e-38f);
+    } else if (want > std::numeric_limits<float>::max()) {
+      EXPECT_EQ(e[i], inf);
+    } else {
+      EXPECT_NEAR(e[i], want, 3e-7 * want);
+    }
+  }
+}
+
 TYPED_TEST(SimdTest, ExpSiluSoftplusKeepNaN) {
   // a NaN that came out as a number would hide a broken weight or input downstream
   const float nan = std::numeric_limits<float>::quiet_NaN();

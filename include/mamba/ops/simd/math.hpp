@@ -1,8 +1,8 @@
 #pragma once
 // Vectorized exp, log1p, silu and softplus on any packet type (ops_*.hpp), and array forms.
-// exp: range reduction x = n ln2 + r, |r| <= ln2/2, a degree-7 Taylor polynomial for exp(r)
-// (truncation error below 1e-8), then p * 2^n; results below exp(-87) flush to 0 (the smallest
-// normal float is exp(-87.3)), above 88.72 go to infinity, NaN stays NaN. log(u) for u in [1, 2]: u
+// exp: range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 minimax polynomial for exp(r), then
+// p * 2^n; results below exp(-87) flush to 0 (the smallest normal float is exp(-87.3)), above
+// 88.72 go to infinity, NaN stays NaN. log(u) for u in [1, 2]: u
 // = m 2^k with m in [sqrt(1/2), sqrt(2)], log(m) = f - f^2/2 + f^3 P(f) with f = m - 1 (the classic
 // single-precision minimax P).
 #include <cmath>
@@ -14,20 +14,29 @@ template <class O>
 inline typename O::F exp(typename O::F x) {
   using F = typename O::F;
   // x last: min/max return their second operand when either is NaN (x86), so NaN stays NaN
-  const F xc = O::min(O::set1(88.7f), O::max(O::set1(-87.0f), x));
+  constexpr bool exact_scale = requires(F a) {
+    O::scale2_unless_lt(a, a, a, a);
+  };
+  // where p * 2^n overflows to infinity by itself, the clamp only keeps n finite (x = inf)
+  const F xc =
+      exact_scale ? O::min(O::set1(89.0f), x) : O::min(O::set1(88.72f), O::max(O::set1(-87.0f), x));
   const F n = O::round(O::mul(xc, O::set1(1.44269504088896341f)));
   F r = O::fma(n, O::set1(-0.693359375f), xc);  // ln2 in two parts: hi has 9 significant bits
   r = O::fma(n, O::set1(2.12194440e-4f), r);
-  F p = O::set1(1.0f / 5040);
-  p = O::fma(p, r, O::set1(1.0f / 720));
-  p = O::fma(p, r, O::set1(1.0f / 120));
-  p = O::fma(p, r, O::set1(1.0f / 24));
-  p = O::fma(p, r, O::set1(1.0f / 6));
-  p = O::fma(p, r, O::set1(0.5f));
+  // minimax on [-ln2/2, ln2/2]: relative error 1.9e-9 in exact arithmetic, 9.6e-8 in float
+  F p = O::set1(1.38368458e-3f);
+  p = O::fma(p, r, O::set1(8.37481581e-3f));
+  p = O::fma(p, r, O::set1(4.16682251e-2f));
+  p = O::fma(p, r, O::set1(1.66664198e-1f));
+  p = O::fma(p, r, O::set1(4.99999911e-1f));
   p = O::fma(p, r, O::set1(1.0f));
   p = O::fma(p, r, O::set1(1.0f));
-  const F e = O::select_gt(x, O::set1(88.72f), O::set1(INFINITY), O::scale2(p, n));
-  return O::select_gt(O::set1(-87.0f), x, O::zero(), e);
+  if constexpr (exact_scale) {
+    return O::scale2_unless_lt(p, n, x, O::set1(-87.0f));
+  } else {
+    const F e = O::select_gt(x, O::set1(88.72f), O::set1(INFINITY), O::scale2(p, n));
+    return O::select_gt(O::set1(-87.0f), x, O::zero(), e);
+  }
 }
 
 // log(1 + e) for e in [0, 1], accurate also where 1 + e rounds (e tiny).

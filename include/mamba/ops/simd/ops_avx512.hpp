@@ -69,6 +69,11 @@ struct Avx512Ops {
     return _mm512_maskz_roundscale_ps(0xFFFF, a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   }
   static F scale2(F p, F n) { return _mm512_maskz_scalef_ps(0xFFFF, p, n); }
+  // p * 2^n in every lane where a < b is false (a NaN included), 0 elsewhere: scalef rounds, so
+  // a result past the float range is infinity (exp uses this to skip its selects)
+  static F scale2_unless_lt(F p, F n, F a, F b) {
+    return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(a, b, _CMP_NLT_UQ), p, n);
+  }
   static F select_gt(F a, F b, F x, F y) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), y, x);
   }
