@@ -241,10 +241,21 @@ TYPED_TEST(MatmulTest, MatchesDoubleLoops) {
   for (auto type :
        {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     const int64_t block = mamba::traits(type).block_size;
-    for (auto [rows, cols, n] :
-         {std::tuple{7, 13, 5}, {1, 1, 2}, {37, 100, 3}, {300, 17, 9}, {5, 256, 3}, {3, 768, 4}}) {
+    // n above kMaxRowsForMultiDot takes the GEMM: 40 x 256 a float copy of the whole matrix,
+    // 600 x 1024 (2.4 MiB in float) panels of rows; both with one and with two threads
+    for (auto [rows, cols, n, threads] : {std::tuple{7, 13, 5, 1},
+                                          {1, 1, 2, 1},
+                                          {37, 100, 3, 1},
+                                          {300, 17, 9, 1},
+                                          {5, 256, 3, 1},
+                                          {3, 768, 4, 1},
+                                          {40, 256, 20, 1},
+                                          {40, 256, 20, 2},
+                                          {600, 1024, 17, 2}}) {
       if (cols % block != 0) continue;
-      SCOPED_TRACE(testing::Message() << mamba::dtype_name(type) << " " << rows << "x" << cols);
+      SCOPED_TRACE(testing::Message() << mamba::dtype_name(type) << " " << rows << "x" << cols
+                                      << " n " << n << ", " << threads << " threads");
+      mamba::set_num_threads(threads);
       const auto W = make_matrix(type, rows, cols, rows * cols);
       const auto X = random_vector(n * cols, 42);
       std::vector<double> want(n * rows);
@@ -277,6 +288,30 @@ TYPED_TEST(MatmulTest, MatchesDoubleLoops) {
       }
       mamba::matvec(W.view, Xt.data(), y.data());
       EXPECT_LE(relative_error(y, want0), int8 ? 3e-2 : tol);
+    }
+  }
+  mamba::set_num_threads(0);
+}
+
+TYPED_TEST(MatmulTest, ColumnSlicesMultiplyAsTheirBlock) {
+  // a slice's rows are strided: each product must step by the parent's row, not its own width
+  using T = TypeParam;
+  const int64_t rows = 24, cols = 512, c0 = 256, c1 = 512;
+  for (auto type : {mamba::DType::F32, mamba::DType::F16, mamba::DType::Q8_0}) {
+    for (int64_t n : {1, 5, 20}) {
+      SCOPED_TRACE(testing::Message() << mamba::dtype_name(type) << " n " << n);
+      const auto W = make_matrix(type, rows, cols, 7);
+      const auto X = random_vector(n * (c1 - c0), 8);
+      std::vector<double> want(n * rows);
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = c0; c < c1; ++c)
+            want[t * rows + r] += W.values[r * cols + c] * X[t * (c1 - c0) + c - c0];
+      const auto Xt = cast<T>(X);
+      std::vector<T> Y(n * rows);
+      mamba::QuantizedDotScope exact(mamba::QuantizedDot::Float);
+      mamba::matmul(W.view.slice_cols(c0, c1), Xt.data(), n, Y.data());
+      EXPECT_LE(relative_error(Y, want), (std::is_same_v<T, float> ? 1e-6 : 1e-14));
     }
   }
 }

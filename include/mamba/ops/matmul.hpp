@@ -189,16 +189,33 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
       });
       return;
     }
-    // The weight rows are shared out in contiguous parts; each part is multiplied panel by panel:
-    // a panel of rows decoded to float (at most 2 MiB, about an L2) and handed to Eigen's GEMM.
-    const int64_t panel = std::clamp<int64_t>((2 << 20) / (W.cols * 4) / 16 * 16, 16, W.rows);
-    parallel_for(W.rows, 16, 2 * n * W.rows * W.cols, [&](int64_t r0, int64_t r1) {
-      if (W.type == DType::F32) {
-        Eigen::Map<const RowMatrix<float>> w(reinterpret_cast<const float*>(W.row(r0)), r1 - r0,
-                                             W.cols);
-        y.middleCols(r0, r1 - r0).noalias() = x * w.transpose();
-        return;
+    // Float weights, or others whose float copy is small (x_proj, dt_proj: at most 2 MiB, made
+    // once by all the threads): Eigen's own threaded GEMM, whose threads share one packed copy
+    // of X. Split by weight rows instead, each part would pack all of X for itself.
+    constexpr int64_t kWholeBytes = int64_t{2} << 20;
+    if (W.type == DType::F32 || W.rows * W.cols * 4 <= kWholeBytes) {
+      const float* w = reinterpret_cast<const float*>(W.data);
+      int64_t ldw = W.row_stride() / 4;
+      if (W.type != DType::F32) {
+        thread_local RowMatrix<float> callers;
+        RowMatrix<float>& whole = callers;  // this thread's, filled by all the threads
+        whole.resize(W.rows, W.cols);
+        parallel_for(W.rows, 16, W.rows * W.cols * 4, [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r)
+            simd::dequantize_row(W.type, W.row(r), whole.row(r).data(), W.cols);
+        });
+        w = whole.data(), ldw = W.cols;
       }
+      y.noalias() = x * Eigen::Map<const RowMatrix<float>, 0, Eigen::OuterStride<>>(
+                            w, W.rows, W.cols, Eigen::OuterStride<>(ldw))
+                            .transpose();
+      return;
+    }
+    // Larger weights: the rows are shared out in contiguous parts; each part is multiplied panel
+    // by panel: a panel of rows decoded to float (at most 2 MiB, about an L2) and handed to
+    // Eigen's GEMM.
+    const int64_t panel = std::clamp<int64_t>(kWholeBytes / (W.cols * 4) / 16 * 16, 16, W.rows);
+    parallel_for(W.rows, 16, 2 * n * W.rows * W.cols, [&](int64_t r0, int64_t r1) {
       thread_local RowMatrix<float> buf;
       buf.resize(panel, W.cols);
       for (int64_t p0 = r0; p0 < r1; p0 += panel) {
