@@ -339,6 +339,32 @@ TYPED_TEST(SimdTest, ExpSiluSoftplusKeepNaN) {
   }
 }
 
+TYPED_TEST(SimdTest, ScanSequenceMatchesTheScalarScan) {
+  // 37 channels: full blocks and a masked one on every ISA; two ranges, as two threads split them
+  const int64_t E = 37, T = 6, x_stride = 2 * E + 3, bc_stride = 40;
+  for (int64_t N : {16, 5, 23}) {
+    for (bool gate : {true, false}) {
+      SCOPED_TRACE(testing::Message() << "d_state " << N << (gate ? ", gated" : ""));
+      const auto x = random_floats(T * x_stride, 1), dt = random_floats(T * E, 2, 0.001f, 0.5f),
+                 A = random_floats(E * N, 3, -4, -0.1f), B = random_floats(T * bc_stride, 4),
+                 C = random_floats(T * bc_stride, 5), D = random_floats(E, 6),
+                 z = random_floats(T * x_stride, 8);
+      const float* zp = gate ? z.data() + E : nullptr;
+      auto h = random_floats(E * N, 7), h_want = h;
+      std::vector<float> y(T * E), y_want(T * E);
+      mamba::selective_scan<float>(T, E, N, x.data(), x_stride, dt.data(), A.data(), B.data(),
+                                   C.data(), bc_stride, D.data(), zp, x_stride, h_want.data(),
+                                   y_want.data());
+      for (auto [c0, c1] : {std::pair<int64_t, int64_t>{0, 16}, {16, E}})
+        mamba::simd::kernels::scan_sequence<TypeParam>(
+            T, E, c0, c1, N, x.data(), x_stride, dt.data(), A.data(), B.data(), C.data(), bc_stride,
+            D.data(), zp, x_stride, h.data(), y.data());
+      for (int64_t i = 0; i < E * N; ++i) ASSERT_NEAR(h[i], h_want[i], 1e-5f);
+      for (int64_t i = 0; i < T * E; ++i) ASSERT_NEAR(y[i], y_want[i], 2e-5f);
+    }
+  }
+}
+
 TYPED_TEST(SimdTest, ScanStepMatchesTheScalarStep) {
   for (int64_t N : {16, 5, 23}) {
     const int64_t E = 37;

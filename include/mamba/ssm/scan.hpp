@@ -47,9 +47,10 @@ inline void selective_scan(int64_t n_tokens, int64_t d_inner, int64_t d_state, c
 }
 
 // What the model runs: the same as selective_scan. In float, the channels are split across the
-// threads and each thread runs its channels through all the tokens (its slice of h stays in its
-// cache) with the SIMD step, vectorized over the state, and the gate; the loops above are its
-// scalar twin and serve other scalars.
+// threads and each thread runs its channels through all the tokens: a sequence with the SIMD
+// scan_sequence (vectorized over channels, their state held in L1, the gate fused), one token with
+// the SIMD step (vectorized over the state) and the gate. The loops above are their scalar twin
+// and serve other scalars.
 template <class T>
 inline void selective_scan_fast(int64_t n_tokens, int64_t d_inner, int64_t d_state, const T* x,
                                 int64_t x_stride, const T* dt, const T* A, const T* B, const T* C,
@@ -57,6 +58,11 @@ inline void selective_scan_fast(int64_t n_tokens, int64_t d_inner, int64_t d_sta
                                 T* y) {
   if constexpr (std::is_same_v<T, float>) {
     parallel_for(d_inner, 16, n_tokens * d_inner * d_state * 8, [&](int64_t c0, int64_t c1) {
+      if (n_tokens > 1 && d_state <= simd::kMaxSequenceState) {
+        simd::scan_sequence(n_tokens, d_inner, c0, c1, d_state, x, x_stride, dt, A, B, C, bc_stride,
+                            D, z, z_stride, h, y);
+        return;
+      }
       for (int64_t t = 0; t < n_tokens; ++t) {
         float* yt = y + t * d_inner;
         simd::scan_step(c0, c1, d_state, x + t * x_stride, dt + t * d_inner, A, B + t * bc_stride,

@@ -1,6 +1,8 @@
 #pragma once
-// The selective-scan step for a range of channels, vectorized over the state (d_state = 16 is one
-// AVX-512 register), on any packet type. Scalar twin: selective_scan_step in ssm/scan.hpp.
+// The selective scan for a range of channels, on any packet type: one token vectorized over the
+// state (d_state = 16 is one AVX-512 register), and a sequence of tokens vectorized over the
+// channels. Scalar twins: selective_scan_step and selective_scan in ssm/scan.hpp.
+#include <algorithm>
 #include <cstdint>
 
 #include "mamba/ops/simd/math.hpp"
@@ -58,6 +60,53 @@ inline void scan_step(int64_t c0, int64_t c1, int64_t N, const float* x, const f
       acc = O::fma(hn, O::load_part(C + n, r), acc);
     }
     y[c] = O::reduce(acc) + D[c] * x[c];
+  }
+}
+
+// The largest d_state scan_sequence holds (its state buffer is on the stack).
+inline constexpr int64_t kMaxSequenceState = 64;
+
+// Channels [c0, c1) through n_tokens tokens, N = d_state <= kMaxSequenceState; rows of dt and y
+// have stride d_inner, of x and z x_stride and z_stride, of B and C bc_stride:
+//   h[c,:] = exp(dt[t,c] A[c,:]) h[c,:] + dt[t,c] x[t,c] B[t,:]
+//   y[t,c] = (h[c,:] . C[t,:] + D[c] x[t,c]) * silu(z[t,c])     (no gate when z is null)
+// W channels at a time, one channel per lane: the block's state and A, transposed into a buffer
+// (one register of W channels per state index), stay in L1 through all the tokens, and each
+// y[t,c] is summed in its lane, with no horizontal sums. The last block is masked.
+template <class O>
+inline void scan_sequence(int64_t n_tokens, int64_t d_inner, int64_t c0, int64_t c1, int64_t N,
+                          const float* x, int64_t x_stride, const float* dt, const float* A,
+                          const float* B, const float* C, int64_t bc_stride, const float* D,
+                          const float* z, int64_t z_stride, float* h, float* y) {
+  constexpr int W = O::W;
+  alignas(64) float hT[kMaxSequenceState * W], AT[kMaxSequenceState * W];
+  for (int64_t b0 = c0; b0 < c1; b0 += W) {
+    const int w = int(std::min<int64_t>(W, c1 - b0));
+    // lanes past the range: A = h = x = 0, so h stays 0 and nothing is stored
+    for (int64_t n = 0; n < N; ++n)
+      for (int k = 0; k < W; ++k) {
+        hT[n * W + k] = k < w ? h[(b0 + k) * N + n] : 0.0f;
+        AT[n * W + k] = k < w ? A[(b0 + k) * N + n] : 0.0f;
+      }
+    const auto Dv = O::load_part(D + b0, w);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const auto dtv = O::load_part(dt + t * d_inner + b0, w);
+      const auto xv = O::load_part(x + t * x_stride + b0, w);
+      const auto dx = O::mul(dtv, xv);
+      const float* Bt = B + t * bc_stride;
+      const float* Ct = C + t * bc_stride;
+      auto yv = O::mul(Dv, xv);
+      for (int64_t n = 0; n < N; ++n) {
+        const auto dA = exp<O>(O::mul(dtv, O::load(AT + n * W)));
+        const auto hn = O::fma(dA, O::load(hT + n * W), O::mul(dx, O::set1(Bt[n])));
+        O::store(hT + n * W, hn);
+        yv = O::fma(hn, O::set1(Ct[n]), yv);
+      }
+      if (z) yv = O::mul(yv, silu<O>(O::load_part(z + t * z_stride + b0, w)));
+      O::store_part(y + t * d_inner + b0, yv, w);
+    }
+    for (int64_t n = 0; n < N; ++n)
+      for (int k = 0; k < w; ++k) h[(b0 + k) * N + n] = hT[n * W + k];
   }
 }
 

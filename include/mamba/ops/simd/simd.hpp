@@ -177,5 +177,13 @@ inline void scan_step(int64_t c0, int64_t c1, int64_t d_state, const float* x, c
                       float* y) {
   kernels::scan_step<Best>(c0, c1, d_state, x, dt, A, B, C, D, h, y);
 }
+using kernels::kMaxSequenceState;
+inline void scan_sequence(int64_t n_tokens, int64_t d_inner, int64_t c0, int64_t c1,
+                          int64_t d_state, const float* x, int64_t x_stride, const float* dt,
+                          const float* A, const float* B, const float* C, int64_t bc_stride,
+                          const float* D, const float* z, int64_t z_stride, float* h, float* y) {
+  kernels::scan_sequence<Best>(n_tokens, d_inner, c0, c1, d_state, x, x_stride, dt, A, B, C,
+                               bc_stride, D, z, z_stride, h, y);
+}
 
 }  // namespace mamba::simd
