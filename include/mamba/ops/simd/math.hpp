@@ -2,9 +2,9 @@
 // Vectorized exp, log1p, silu and softplus on any packet type (ops_*.hpp), and array forms.
 // exp: range reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 minimax polynomial for exp(r), then
 // p * 2^n; results below exp(-87) flush to 0 (the smallest normal float is exp(-87.3)), above
-// 88.72 go to infinity, NaN stays NaN. log(u) for u in [1, 2]: u
-// = m 2^k with m in [sqrt(1/2), sqrt(2)], log(m) = f - f^2/2 + f^3 P(f) with f = m - 1 (the classic
-// single-precision minimax P).
+// 88.72 go to infinity, NaN stays NaN.
+// log(u) for u in [1, 2]: u = m 2^k with m in [sqrt(1/2), sqrt(2)], log(m) = f - f^2/2 + f^3 P(f)
+// with f = m - 1 (the classic single-precision minimax P).
 #include <cmath>
 #include <cstdint>
 
