@@ -301,7 +301,7 @@ TYPED_TEST(SimdTest, ExpSiluSoftplusMatchTheLibm) {
 }
 
 TYPED_TEST(SimdTest, ExpAtTheEdgesOfTheFloatRange) {
-  // below exp(-87) flushed to zero, past the largest float infinity, both without NaN
+  // exp(x) is 0 below x = -87 and infinity past the float range, never NaN
   const float inf = std::numeric_limits<float>::infinity();
   std::vector<float> v = {-inf,   -1e30f, -200.0f, -87.5f, -87.0f, -86.9f, 88.0f, 88.7f,
                           88.72f, 88.73f, 89.0f,   89.5f,  100.0f, 1e30f,  inf};
