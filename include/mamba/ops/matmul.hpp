@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mamba/error.hpp"
+#include "mamba/ops/aligned_vector.hpp"
 #include "mamba/ops/dtype.hpp"
 #include "mamba/ops/quant.hpp"
 #include "mamba/ops/simd/simd.hpp"
@@ -197,14 +198,16 @@ inline void matmul(const MatrixView& W, const T* X, int64_t n, T* Y) {
       const float* w = reinterpret_cast<const float*>(W.data);
       int64_t ldw = W.row_stride() / 4;
       if (W.type != DType::F32) {
-        thread_local RowMatrix<float> callers;
-        RowMatrix<float>& whole = callers;  // this thread's, filled by all the threads
-        whole.resize(W.rows, W.cols);
+        // the calling thread's float copy, filled by all the threads; only ever grown (the
+        // sizes of x_proj and dt_proj alternate, and a resize would reallocate each time)
+        thread_local AlignedVector<float> copy;
+        if (copy.size() < size_t(W.rows * W.cols)) copy.resize(size_t(W.rows * W.cols));
+        float* whole = copy.data();
         parallel_for(W.rows, 16, W.rows * W.cols * 4, [&](int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; ++r)
-            simd::dequantize_row(W.type, W.row(r), whole.row(r).data(), W.cols);
+            simd::dequantize_row(W.type, W.row(r), whole + r * W.cols, W.cols);
         });
-        w = whole.data(), ldw = W.cols;
+        w = whole, ldw = W.cols;
       }
       y.noalias() = x * Eigen::Map<const RowMatrix<float>, 0, Eigen::OuterStride<>>(
                             w, W.rows, W.cols, Eigen::OuterStride<>(ldw))
