@@ -76,6 +76,35 @@ TYPED_TEST(SimdTest, DotRowMatchesVecDotRow) {
   }
 }
 
+TYPED_TEST(SimdTest, DotRowsMatchesVecDotRowOnEveryRow) {
+  // 37 rows: two groups of 16 (summed together on AVX-512) and 5 alone, from row 3 of 40 whose
+  // stride leaves 64 unused bytes after each
+  const int64_t n_rows = 40, r0 = 3, r1 = 40;
+  for (DType t : kTypes) {
+    for (int64_t n : {int64_t{256}, int64_t{768}}) {
+      SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n);
+      const int64_t rb = mamba::row_bytes(t, n), stride = rb + 64;
+      std::vector<std::byte> m(n_rows * stride);
+      const auto w = random_floats(n * n_rows, uint32_t(n) + 11), x = random_floats(n, 5);
+      for (int64_t r = 0; r < n_rows; ++r) mamba::quantize_row(t, &w[r * n], &m[r * stride], n);
+      std::vector<float> xsum(n / 32), y(n_rows, -1.0f);
+      mamba::simd::kernels::block_sums32<TypeParam>(x.data(), n, xsum.data());
+      mamba::simd::kernels::dot_rows<TypeParam>(t, m.data(), stride, r0, r1, x.data(), n,
+                                                xsum.data(), y.data());
+      for (int64_t r = 0; r < n_rows; ++r) {
+        if (r < r0) {
+          EXPECT_EQ(y[r], -1.0f) << "row " << r << " is outside the range";
+          continue;
+        }
+        double scale = 0;
+        for (int64_t i = 0; i < n; ++i) scale += std::fabs(w[r * n + i] * x[i]);
+        EXPECT_NEAR(y[r], mamba::vec_dot_row(t, &m[r * stride], x.data(), n), 1e-5 * scale + 1e-6)
+            << "row " << r;
+      }
+    }
+  }
+}
+
 TEST(SimdInt8, DotRowQ8MatchesVecDotRowQ8) {
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     for (int64_t n : lengths_for(t)) {

@@ -146,8 +146,7 @@ inline void matvec(const MatrixView& W, const T* x, T* y) {
       xsum = sums.data();
     }
     parallel_for(W.rows, 16, W.bytes(), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        y[r] = simd::dot_row(W.type, W.data + r * stride, x, W.cols, xsum);
+      simd::dot_rows(W.type, W.data, stride, r0, r1, x, W.cols, xsum, y);
     });
   } else {
     std::vector<T> row(W.cols);

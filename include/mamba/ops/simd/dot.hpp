@@ -82,8 +82,9 @@ inline void prefetch_ahead(const std::byte* p, int64_t bytes) {
 #endif
 }
 
+// row . x for plain values, as W lane sums (dot_rows reduces 16 rows' at once)
 template <class O, DType T>
-inline float dot_plain(const std::byte* row, const float* x, int64_t n) {
+inline typename O::F dot_plain_lanes(const std::byte* row, const float* x, int64_t n) {
   using F = typename O::F;
   F a0 = O::zero(), a1 = O::zero(), a2 = O::zero(), a3 = O::zero();
   constexpr int W = O::W;
@@ -103,7 +104,12 @@ inline float dot_plain(const std::byte* row, const float* x, int64_t n) {
     const int r = int(n - i);
     a0 = O::fma(load_plain_part<O, T>(row, i, r), O::load_part(x + i, r), a0);
   }
-  return O::reduce(O::add(O::add(a0, a1), O::add(a2, a3)));
+  return O::add(O::add(a0, a1), O::add(a2, a3));
+}
+
+template <class O, DType T>
+inline float dot_plain(const std::byte* row, const float* x, int64_t n) {
+  return O::reduce(dot_plain_lanes<O, T>(row, x, n));
 }
 
 // sum_j q[j] x[j] over one Q8_0 block (32 values), as W-lane partial sums
@@ -287,6 +293,47 @@ inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n,
       return dot_q6_k<O>(row, x, n);
   }
   return 0.0f;
+}
+
+// y[r] = row r . x for the rows [r0, r1) of a matrix with row stride `stride` bytes: the type is
+// dispatched once for all of them (once per row, the dispatch cost an F16 in_proj 3-8% of its
+// decode time), and plain rows are summed 16 at a time by one reduce16 where the ISA has it
+// (dt_proj's rows of 48 values: 9.5 -> 6.6 us). xsum as for dot_row, but required for the types
+// that need it.
+template <class O>
+inline void dot_rows(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                     const float* x, int64_t n, const float* xsum, float* y) {
+  auto each = [&](auto dot) {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dot(rows + r * stride);
+  };
+  auto plain = [&]<DType T>() {
+    int64_t r = r0;
+    if constexpr (requires(const typename O::F* a) { O::reduce16(a); }) {
+      for (; r + 16 <= r1; r += 16) {
+        typename O::F lanes[16];
+        for (int k = 0; k < 16; ++k)
+          lanes[k] = dot_plain_lanes<O, T>(rows + (r + k) * stride, x, n);
+        O::store(y + r, O::reduce16(lanes));
+      }
+    }
+    for (; r < r1; ++r) y[r] = dot_plain<O, T>(rows + r * stride, x, n);
+  };
+  switch (t) {
+    case DType::F32:
+      return plain.template operator()<DType::F32>();
+    case DType::F16:
+      return plain.template operator()<DType::F16>();
+    case DType::BF16:
+      return plain.template operator()<DType::BF16>();
+    case DType::Q8_0:
+      return each([&](const std::byte* row) { return dot_q8_0<O>(row, x, n); });
+    case DType::Q4_0:
+      return each([&](const std::byte* row) { return dot_q4_0<O>(row, x, xsum, n); });
+    case DType::Q4_K:
+      return each([&](const std::byte* row) { return dot_q4_k<O>(row, x, xsum, n); });
+    case DType::Q6_K:
+      return each([&](const std::byte* row) { return dot_q6_k<O>(row, x, n); });
+  }
 }
 
 // y[0..n) = the values of a stored row.

@@ -45,6 +45,12 @@ inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n,
                      const float* xsum = nullptr) {
   return kernels::dot_row<Best>(t, row, x, n, xsum);
 }
+// y[r] = row r . x for the rows [r0, r1) of a matrix with row stride `stride` bytes; xsum:
+// block_sums32 of x for the types that need it.
+inline void dot_rows(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                     const float* x, int64_t n, const float* xsum, float* y) {
+  kernels::dot_rows<Best>(t, rows, stride, r0, r1, x, n, xsum, y);
+}
 using kernels::needs_block_sums;
 inline void block_sums32(const float* x, int64_t n, float* xsum) {
   kernels::block_sums32<Best>(x, n, xsum);
