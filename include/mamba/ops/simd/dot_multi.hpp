@@ -126,6 +126,20 @@ struct Q6_KChunks {
   }
 };
 
+// v held in a register from here on. GCC folds a load into every FMA that uses it, so with R
+// rows each x vector was loaded R times: 18 loads for 16 FMAs per F16 chunk, more than the two
+// 512-bit loads a cycle allow.
+template <class F>
+inline void in_register(F& v) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __asm__("" : "+v"(v));
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__("" : "+w"(v));
+#else
+  (void)v;
+#endif
+}
+
 // Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1) and NB vectors, R rows at a time.
 template <class O, int NB, class Chunks>
 inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
@@ -163,7 +177,8 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
       for (int k = 0; k < R; ++k) Chunks::decode(w[k], c, wv[k], off[k]);
       for (int v = 0; v < V; ++v)
         for (int b = 0; b < NB; ++b) {
-          const F xv = O::load(X + b * ldx + off[0][v]);
+          F xv = O::load(X + b * ldx + off[0][v]);
+          if constexpr (R > 1) in_register(xv);
           for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k][v], xv, acc[k][b]);
         }
     }
