@@ -82,7 +82,7 @@ inline void prefetch_ahead(const std::byte* p, int64_t bytes) {
 #endif
 }
 
-// row . x for plain values, as W lane sums (dot_rows reduces 16 rows' at once)
+// row . x for plain values, as W lane sums (dot_rows reduces 16 rows' sums at once)
 template <class O, DType T>
 inline typename O::F dot_plain_lanes(const std::byte* row, const float* x, int64_t n) {
   using F = typename O::F;
@@ -296,10 +296,10 @@ inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n,
 }
 
 // y[r] = row r . x for the rows [r0, r1) of a matrix with row stride `stride` bytes: the type is
-// dispatched once for all of them (once per row, the dispatch cost an F16 in_proj 3-8% of its
-// decode time), and plain rows are summed 16 at a time by one reduce16 where the ISA has it
-// (dt_proj's rows of 48 values: 9.5 -> 6.6 us). xsum as for dot_row, but required for the types
-// that need it.
+// dispatched once for all of them (dispatched per row, an F16 in_proj-shaped product from memory
+// ran up to 8% slower in interleaved runs), and plain rows are summed 16 at a time by one
+// reduce16 where the ISA has it (dt_proj's rows of 48 values: 9.5 -> 6.6 us). xsum as for
+// dot_row, but required for the types that need it.
 template <class O>
 inline void dot_rows(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                      const float* x, int64_t n, const float* xsum, float* y) {
