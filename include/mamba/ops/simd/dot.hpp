@@ -265,41 +265,11 @@ inline bool needs_block_sums(DType t) {
   return t == DType::Q4_0 || t == DType::Q4_K;
 }
 
-// row . x for a stored row of n values (n a multiple of the block size). xsum: block_sums32 of
-// x for the types that need it, or null (then computed here, for one-off calls).
-template <class O>
-inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n,
-                     const float* xsum = nullptr) {
-  std::vector<float> own;
-  if (needs_block_sums(t) && !xsum) {
-    own.resize(n / 32);
-    block_sums32<O>(x, n, own.data());
-    xsum = own.data();
-  }
-  switch (t) {
-    case DType::F32:
-      return dot_plain<O, DType::F32>(row, x, n);
-    case DType::F16:
-      return dot_plain<O, DType::F16>(row, x, n);
-    case DType::BF16:
-      return dot_plain<O, DType::BF16>(row, x, n);
-    case DType::Q8_0:
-      return dot_q8_0<O>(row, x, n);
-    case DType::Q4_0:
-      return dot_q4_0<O>(row, x, xsum, n);
-    case DType::Q4_K:
-      return dot_q4_k<O>(row, x, xsum, n);
-    case DType::Q6_K:
-      return dot_q6_k<O>(row, x, n);
-  }
-  return 0.0f;
-}
-
 // y[r] = row r . x for the rows [r0, r1) of a matrix with row stride `stride` bytes: the type is
 // dispatched once for all of them (dispatched per row, an F16 in_proj-shaped product from memory
 // ran up to 8% slower in interleaved runs), and plain rows are summed 16 at a time by one
-// reduce16 where the ISA has it (dt_proj's rows of 48 values: 9.5 -> 6.6 us). xsum as for
-// dot_row, but required for the types that need it.
+// reduce16 where the ISA has it (dt_proj's rows of 48 values: 9.5 -> 6.6 us). xsum:
+// block_sums32 of x, for the types that need it (needs_block_sums).
 template <class O>
 inline void dot_rows(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                      const float* x, int64_t n, const float* xsum, float* y) {
@@ -334,6 +304,22 @@ inline void dot_rows(DType t, const std::byte* rows, int64_t stride, int64_t r0,
     case DType::Q6_K:
       return each([&](const std::byte* row) { return dot_q6_k<O>(row, x, n); });
   }
+}
+
+// row . x for a stored row of n values (n a multiple of the block size). xsum: block_sums32 of
+// x for the types that need it, or null (then computed here, for one-off calls).
+template <class O>
+inline float dot_row(DType t, const std::byte* row, const float* x, int64_t n,
+                     const float* xsum = nullptr) {
+  std::vector<float> own;
+  if (needs_block_sums(t) && !xsum) {
+    own.resize(n / 32);
+    block_sums32<O>(x, n, own.data());
+    xsum = own.data();
+  }
+  float y = 0.0f;
+  dot_rows<O>(t, row, 0, 0, 1, x, n, xsum, &y);
+  return y;
 }
 
 // y[0..n) = the values of a stored row.

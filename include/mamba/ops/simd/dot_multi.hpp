@@ -133,9 +133,7 @@ template <class F>
 inline void in_register(F& v) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   __asm__("" : "+v"(v));
-#elif defined(__GNUC__) && defined(__aarch64__)
-  __asm__("" : "+w"(v));
-#else
+#else  // (only AVX-512 takes two rows at a time)
   (void)v;
 #endif
 }
