@@ -67,7 +67,7 @@ const char* kUsage =
     "      --check-weights     scan every weight for NaN/Inf, report where, and exit (1 if any)\n"
     "      --float-dot         decode block-quantized weights against float activations (exact\n"
     "                          up to float rounding, slower) instead of 8-bit ones (the\n"
-    "                          default where the CPU has AVX-512 VNNI)\n"
+    "                          default where the CPU has AVX2 or AVX-512 VNNI)\n"
     "  -h, --help              this text\n";
 
 [[noreturn]] void usage_error(const std::string& what) {

@@ -272,7 +272,7 @@ TYPED_TEST(MatmulTest, MatchesDoubleLoops) {
         mamba::matmul(W.view, Xt.data(), n, Y.data());
         EXPECT_LE(relative_error(Y, want), tol);
       }
-      // the default (int8 on AVX-512 VNNI) rounds the vectors to 8 bits per block for
+      // the default (int8 on AVX-512 VNNI and AVX2) rounds the vectors to 8 bits per block for
       // block-quantized rows, within about 1% of the largest |x| in each block
       const bool int8 = std::is_same_v<T, float> && block > 1 &&
                         mamba::quantized_dot() == mamba::QuantizedDot::Int8;

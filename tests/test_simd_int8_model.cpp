@@ -1,7 +1,7 @@
-// The accuracy effect of int8 activations (QuantizedDot::Int8, the default on AVX-512 VNNI) on
-// decode, measured on the GGUF fixtures against the float64 reference on the stored weights. The
-// float path stays within 1e-5 (test_gguf_model); the integer path rounds every activation vector
-// to 8 bits.
+// The accuracy effect of int8 activations (QuantizedDot::Int8, the default on AVX-512 VNNI and on
+// AVX2) on decode, measured on the GGUF fixtures against the float64 reference on the stored
+// weights. The float path stays within 1e-5 (test_gguf_model); the integer path rounds every
+// activation vector to 8 bits.
 #include <gtest/gtest.h>
 
 #include <cstdio>

@@ -63,7 +63,7 @@ inline void load_row(DType type, const std::byte* src, T* dst, int64_t n) {
 // How block-quantized weights (Q8_0, Q4_0, Q4_K, Q6_K) meet the activations in products with
 // up to kMaxRowsForMultiDot vectors (decode, batched decode, prefill chunks that short); the
 // GEMMs of longer prefills are unaffected:
-//   Int8 (the default where the integer kernels are SIMD: AVX-512 VNNI): each vector is
+//   Int8 (the default where the integer kernels are SIMD: AVX-512 VNNI or AVX2): each vector is
 //     quantized once per product to 8-bit blocks (Q8_0 for Q8_0/Q4_0 rows, Q8_K for K-quants)
 //     and each block is an integer dot product, as llama.cpp computes them: the way these formats
 //     are meant to be used. Decode runs near the memory ceiling; the logits move by about 1e-2

@@ -13,6 +13,7 @@
 #include "mamba/ops/quant.hpp"
 #include "mamba/ops/simd/dot.hpp"
 #include "mamba/ops/simd/dot_multi.hpp"
+#include "mamba/ops/simd/dot_q8_avx2.hpp"
 #include "mamba/ops/simd/dot_q8_avx512.hpp"
 #include "mamba/ops/simd/dot_q8_multi_avx512.hpp"
 #include "mamba/ops/simd/math.hpp"
@@ -55,9 +56,16 @@ using kernels::needs_block_sums;
 inline void block_sums32(const float* x, int64_t n, float* xsum) {
   kernels::block_sums32<Best>(x, n, xsum);
 }
-// Whether the integer kernels below run in SIMD (AVX-512 VNNI + VBMI); elsewhere they are the
-// scalar twin's loops, slower than the float kernels.
+// The integer kernels below: AVX-512 VNNI + VBMI, else AVX2; elsewhere they are the scalar
+// twin's loops, slower than the float kernels (kInt8Kernels false).
 #if defined(MAMBA_SIMD_AVX512_VNNI)
+namespace int8 = vnni;
+#define MAMBA_SIMD_INT8 1
+#elif defined(MAMBA_SIMD_AVX2_INT8)
+namespace int8 = avx2_int8;
+#define MAMBA_SIMD_INT8 1
+#endif
+#if defined(MAMBA_SIMD_INT8)
 inline constexpr bool kInt8Kernels = true;
 #else
 inline constexpr bool kInt8Kernels = false;
@@ -66,25 +74,25 @@ inline constexpr bool kInt8Kernels = false;
 // Block-quantized rows (Q8_0, Q4_0, Q4_K, Q6_K) against one x quantized by
 // quantize_activation(activation_type(t), ...): pack_activation rearranges xq once for all rows
 // (into `out`, packed_bytes(t, n), 64-byte aligned) and returns what dot_row_packed takes; the
-// products are integer per block (AVX-512 VNNI), else the scalar twin's.
+// products are integer per block.
 inline int64_t packed_bytes(DType t, int64_t n) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  return vnni::packed_bytes(t, n);
+#if defined(MAMBA_SIMD_INT8)
+  return int8::packed_bytes(t, n);
 #else
   return activation_bytes(activation_type(t), n);
 #endif
 }
 inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n, std::byte* out) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  return vnni::pack_activation(t, xq, n, out);
+#if defined(MAMBA_SIMD_INT8)
+  return int8::pack_activation(t, xq, n, out);
 #else
   (void)t, (void)n, (void)out;
   return xq;
 #endif
 }
 inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, int64_t n) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  return vnni::dot_row_packed(t, row, xp, n);
+#if defined(MAMBA_SIMD_INT8)
+  return int8::dot_row_packed(t, row, xp, n);
 #else
   return vec_dot_row_q8(t, row, xp, n);
 #endif
@@ -92,8 +100,8 @@ inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, 
 // y[r] = row r . x for the rows [r0, r1) of a matrix with row stride `stride` bytes.
 inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                             const std::byte* xp, int64_t n, float* y) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  vnni::dot_rows_packed(t, rows, stride, r0, r1, xp, n, y);
+#if defined(MAMBA_SIMD_INT8)
+  int8::dot_rows_packed(t, rows, stride, r0, r1, xp, n, y);
 #else
   for (int64_t r = r0; r < r1; ++r) y[r] = vec_dot_row_q8(t, rows + r * stride, xp, n);
 #endif
@@ -118,19 +126,18 @@ inline float dot_row_q8(DType t, const std::byte* row, const std::byte* xq, int6
 // arithmetic, each vector quantized by quantize_activation(activation_type(t), ...) into
 // xq + b * ldq: pack_activations_multi rearranges the nb vectors once (into `out`,
 // multi_packed_bytes(t, n, nb) bytes) for dot_rows_packed_multi: Y[b * ldy + r] = row r . vector b
-// for rows [r0, r1). SIMD on AVX-512 VNNI (kInt8Kernels), where the float kernel (dot_rows_multi)
-// is bound by its FMAs rather than by the weights; elsewhere the scalar twin's loops.
+// for rows [r0, r1).
 inline int64_t multi_packed_bytes(DType t, int64_t n, int64_t nb) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  return vnni::multi_packed_bytes(t, n, nb);
+#if defined(MAMBA_SIMD_INT8)
+  return int8::multi_packed_bytes(t, n, nb);
 #else
   return nb * activation_bytes(activation_type(t), n);
 #endif
 }
 inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
                                    std::byte* out) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  vnni::pack_activations_multi(t, xq, ldq, n, nb, out);
+#if defined(MAMBA_SIMD_INT8)
+  int8::pack_activations_multi(t, xq, ldq, n, nb, out);
 #else
   const int64_t bytes = activation_bytes(activation_type(t), n);
   for (int64_t b = 0; b < nb; ++b) std::memcpy(out + b * bytes, xq + b * ldq, size_t(bytes));
@@ -139,8 +146,8 @@ inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, in
 inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0,
                                   int64_t r1, int64_t n, const std::byte* xp, int64_t nb, float* Y,
                                   int64_t ldy) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  vnni::dot_rows_packed_multi(t, rows, stride, r0, r1, n, xp, nb, Y, ldy);
+#if defined(MAMBA_SIMD_INT8)
+  int8::dot_rows_packed_multi(t, rows, stride, r0, r1, n, xp, nb, Y, ldy);
 #else
   const int64_t bytes = activation_bytes(activation_type(t), n);
   for (int64_t b = 0; b < nb; ++b)
@@ -151,8 +158,8 @@ inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride
 
 // quantize_activation (ops/quant.hpp), vectorized: the same bytes.
 inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64_t n) {
-#if defined(MAMBA_SIMD_AVX512_VNNI)
-  vnni::quantize_activation(a, x, dst, n);
+#if defined(MAMBA_SIMD_INT8)
+  int8::quantize_activation(a, x, dst, n);
 #else
   mamba::quantize_activation(a, x, dst, n);
 #endif

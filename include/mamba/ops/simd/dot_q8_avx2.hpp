@@ -1,0 +1,440 @@
+#pragma once
+// Integer dot products of block-quantized rows with an activation vector quantized to 8 bits
+// (Q8_0 blocks for Q8_0/Q4_0 rows, Q8_K super-blocks for Q4_K/Q6_K rows), on AVX2: vpmaddubsw
+// multiplies 32 unsigned bytes by 32 signed bytes and adds neighbours into 16-bit lanes; vpmaddwd
+// adds those pairs into 32-bit lanes, by ones or by a sub-block's scale (K-quants). The weights'
+// quants enter unsigned (Q4_0, Q4_K and Q6_K store them so, with an offset undone per block from
+// the activations' sums); signed Q8_0 quants meet the activations by their signs. Used where
+// AVX-512 VNNI (dot_q8_avx512.hpp) is not. Scalar twin: vec_dot_row_q8 in ops/quant.hpp.
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define MAMBA_SIMD_AVX2_INT8 1
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "mamba/ops/blocks.hpp"
+#include "mamba/ops/dtype.hpp"
+#include "mamba/ops/half.hpp"
+#include "mamba/ops/quant.hpp"
+#include "mamba/ops/simd/dot.hpp"
+
+namespace mamba::simd::avx2_int8 {
+
+using kernels::f16_at;
+using kernels::prefetch_ahead;
+
+// ---------------------------------------------------------------------------------------------
+// The activations, quantized once per matrix-vector product, are packed (pack_activation):
+//   Q8_0 and Q4_0 rows: the n quants, 32 per block, contiguous; then per block float d, its
+//     scale; then per block 8 int32: -8 sum(q) and seven zeros, which Q4_0 adds to its block's
+//     integer sums (its nibbles 0..15 stand for -8..7).
+//   Q4_K and Q6_K rows: the Q8_K super-blocks as they are.
+inline int64_t packed_bytes(DType t, int64_t n) {
+  if (t == DType::Q8_0 || t == DType::Q4_0) return n + n / 32 * (4 + 32);
+  return activation_bytes(ActType::Q8_K, n);
+}
+
+// out (packed_bytes(t, n), 32-byte aligned) = xq = quantize_activation(activation_type(t), x) in
+// the kernels' layout; returns what to hand them (xq itself for the K-quants).
+inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n, std::byte* out) {
+  if (t != DType::Q8_0 && t != DType::Q4_0) return xq;
+  const int64_t nb = n / 32;
+  auto* d = reinterpret_cast<float*>(out + n);
+  auto* offset = reinterpret_cast<int32_t*>(out + n + 4 * nb);
+  for (int64_t b = 0; b < nb; ++b) {
+    const std::byte* src = xq + b * int64_t(sizeof(BlockQ8_0));
+    std::memcpy(out + 32 * b, src + 2, 32);
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) sum += int8_t(src[2 + j]);
+    d[b] = f16_at(src);
+    std::fill_n(offset + 8 * b, 8, 0);
+    offset[8 * b] = -8 * sum;
+  }
+  return out;
+}
+
+inline float reduce_add(__m256 a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+inline __m256i load256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+inline __m256i ones16() {
+  return _mm256_set1_epi16(1);
+}
+
+// Rows of 32-value blocks of K::kBytes bytes, each an F16 scale and its quants, against one
+// vector (two blocks a step, two accumulators) or NB vectors (each block decoded once for all of
+// them): K::prepare(p) decodes the block at p, K::block(w, x, b, n) gives its integer products
+// with block b of the vector packed at x, in 8 lanes.
+template <class K>
+inline float dot_blocks32(const std::byte* row, const std::byte* xp, int64_t n) {
+  constexpr int64_t BB = K::kBytes;
+  const int64_t nb = n / 32;
+  const auto* d = reinterpret_cast<const float*>(xp + n);
+  auto term = [&](int64_t b, __m256 acc) {
+    const std::byte* p = row + b * BB;
+    return _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p) * d[b]),
+                           _mm256_cvtepi32_ps(K::block(K::prepare(p), xp, b, n)), acc);
+  };
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    prefetch_ahead(row + b * BB, 2 * BB);
+    a0 = term(b, a0);
+    a1 = term(b + 1, a1);
+  }
+  if (b < nb) a0 = term(b, a0);
+  return reduce_add(_mm256_add_ps(a0, a1));
+}
+// y[v * ldy] = row . vector v (packed at xp + v * bytes) for v < NB
+template <int NB, class K>
+inline void dot_blocks32_multi(const std::byte* row, const std::byte* xp, int64_t bytes, int64_t n,
+                               float* y, int64_t ldy) {
+  constexpr int64_t BB = K::kBytes;
+  __m256 acc[NB];
+  for (int v = 0; v < NB; ++v) acc[v] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const std::byte* p = row + b * BB;
+    prefetch_ahead(p, BB);
+    const auto w = K::prepare(p);
+    const __m256 dw = _mm256_set1_ps(f16_at(p));
+    for (int v = 0; v < NB; ++v) {
+      const std::byte* x = xp + v * bytes;
+      const __m256 dx = _mm256_broadcast_ss(reinterpret_cast<const float*>(x + n) + b);
+      acc[v] =
+          _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(K::block(w, x, b, n)), acc[v]);
+    }
+  }
+  for (int v = 0; v < NB; ++v) y[v * ldy] = reduce_add(acc[v]);
+}
+
+// Q8_0: |w| times x with w's signs.
+struct Q8_0Kernel {
+  static constexpr int64_t kBytes = sizeof(BlockQ8_0);
+  struct Quants {
+    __m256i w, abs_w;
+  };
+  static Quants prepare(const std::byte* p) {
+    const __m256i w = load256(p + 2);
+    return {w, _mm256_abs_epi8(w)};
+  }
+  static __m256i block(const Quants& q, const std::byte* x, int64_t b, int64_t) {
+    const __m256i p16 = _mm256_maddubs_epi16(q.abs_w, _mm256_sign_epi8(load256(x + 32 * b), q.w));
+    return _mm256_madd_epi16(p16, ones16());
+  }
+};
+
+// Q4_0: the 16 bytes of nibbles as 32 unsigned bytes, the low nibbles (values 0..15) then the
+// high, times x; plus the block's offset -8 sum(x) from the packed vector (n quants, n / 32
+// scales, then the offsets).
+struct Q4_0Kernel {
+  static constexpr int64_t kBytes = sizeof(BlockQ4_0);
+  static __m256i prepare(const std::byte* p) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+  }
+  static __m256i block(__m256i q, const std::byte* x, int64_t b, int64_t n) {
+    const __m256i p16 = _mm256_maddubs_epi16(q, load256(x + 32 * b));
+    return _mm256_add_epi32(_mm256_madd_epi16(p16, ones16()),
+                            load256(x + n + 4 * (n / 32) + 32 * b));
+  }
+};
+
+// For a vector of 8 int16 (the same in both 128-bit lanes), the shuffle that spreads word j over
+// the low lane and word k over the high lane.
+inline __m256i spread_words(int j, int k) {
+  return _mm256_set_m128i(_mm_set1_epi16(int16_t(0x0100 + 0x0202 * k)),
+                          _mm_set1_epi16(int16_t(0x0100 + 0x0202 * j)));
+}
+
+// A Q4_K super-block: per 32-value sub-block j its quants (unsigned bytes) and its 6-bit scale
+// spread over 16 words (q(j), scale(j)); the 8 mins in words; the two scales. Per 64 values the
+// row holds 32 bytes of nibbles: the low ones the sub-block 2k, the high ones 2k + 1.
+struct Q4_KView {
+  const std::byte* p;
+  __m256i sc16;  // the scales in words, the same in both lanes
+  __m128i mins;
+  float d, dmin;
+
+  explicit Q4_KView(const std::byte* block) : p(block), d(f16_at(block)), dmin(f16_at(block + 2)) {
+    // the 8 scales and 8 mins (q4k_scale_min), four at a time in 32-bit words
+    uint32_t u[3];
+    std::memcpy(u, p + 4, 12);
+    const uint64_t sc = uint64_t(u[0] & 0x3F3F3F3F) |
+                        uint64_t((u[2] & 0x0F0F0F0F) | ((u[0] >> 2) & 0x30303030)) << 32;
+    const uint64_t mn = uint64_t(u[1] & 0x3F3F3F3F) |
+                        uint64_t(((u[2] >> 4) & 0x0F0F0F0F) | ((u[1] >> 2) & 0x30303030)) << 32;
+    sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sc))));
+    mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(mn)));
+  }
+  __m256i q(int j) const {
+    const __m256i v = load256(p + 16 + 32 * (j / 2));
+    return _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
+  }
+  __m256i scale(int j) const { return _mm256_shuffle_epi8(sc16, spread_words(j, j)); }
+};
+// acc + a Q4_K super-block's dot product with the Q8_K super-block at x: d dx sum_j scale_j
+// (q_j . x_j) - dmin dx sum_j min_j (the sum of x over sub-block j, from its sums of 16).
+template <class S>
+inline __m256 q4_k_term(const S& s, const std::byte* x, __m256 acc) {
+  __m256i isum = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j)
+    isum = _mm256_add_epi32(
+        isum, _mm256_madd_epi16(_mm256_maddubs_epi16(s.q(j), load256(x + 4 + 32 * j)), s.scale(j)));
+  const __m128i bs0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 4 + kQK_K));
+  const __m128i bs1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 20 + kQK_K));
+  const __m128i msum = _mm_madd_epi16(s.mins, _mm_hadd_epi16(bs0, bs1));
+  const __m256 dx = _mm256_broadcast_ss(reinterpret_cast<const float*>(x));
+  acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(s.d), dx), _mm256_cvtepi32_ps(isum), acc);
+  return _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(s.dmin), dx),
+                          _mm256_cvtepi32_ps(_mm256_zextsi128_si256(msum)), acc);
+}
+
+// A Q6_K super-block: per 32 values j (of the half j / 4, at lane offset 32 (j % 4)) the 6-bit
+// quants (0..63, unsigned) and their two scales of 16 spread over the words (q(j), scale(j)); all
+// 16 scales in words; d. The offset of 32 is undone with the activations' sums of 16.
+struct Q6_KView {
+  const std::byte* p;
+  __m256i scales;
+  float d;
+
+  explicit Q6_KView(const std::byte* block)
+      : p(block),
+        scales(_mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 192)))),
+        d(f16_at(p + 208)) {}
+  __m256i q(int j) const {
+    const int h = j / 4, k = j % 4;
+    const __m256i l = load256(p + 64 * h + 32 * (k % 2)), qh = load256(p + 128 + 32 * h);
+    // low 4 bits: the low nibbles for k < 2, else the high; bits 4-5: the pair 2k of qh
+    const __m256i lo = k < 2 ? l : _mm256_srli_epi16(l, 4);
+    const __m256i hi = k == 0   ? _mm256_slli_epi16(qh, 4)
+                       : k == 1 ? _mm256_slli_epi16(qh, 2)
+                       : k == 2 ? qh
+                                : _mm256_srli_epi16(qh, 2);
+    return _mm256_or_si256(_mm256_and_si256(lo, _mm256_set1_epi8(0x0F)),
+                           _mm256_and_si256(hi, _mm256_set1_epi8(0x30)));
+  }
+  __m256i scale(int j) const {
+    // the 8 scales of half j / 4 in both lanes, words 2k and 2k + 1 spread
+    const __m256i half = _mm256_permute4x64_epi64(scales, j < 4 ? 0x44 : 0xEE);
+    return _mm256_shuffle_epi8(half, spread_words(2 * (j % 4), 2 * (j % 4) + 1));
+  }
+};
+// acc + a Q6_K super-block's dot product with the Q8_K super-block at x.
+template <class S>
+inline __m256 q6_k_term(const S& s, const std::byte* x, __m256 acc) {
+  __m256i isum = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j)
+    isum = _mm256_add_epi32(
+        isum, _mm256_madd_epi16(_mm256_maddubs_epi16(s.q(j), load256(x + 4 + 32 * j)), s.scale(j)));
+  // - 32 sum_s scale_s bsum_s
+  const __m256i offset = _mm256_madd_epi16(s.scales, load256(x + 4 + kQK_K));
+  isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(offset, 5));
+  const __m256 dx = _mm256_broadcast_ss(reinterpret_cast<const float*>(x));
+  return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(s.d), dx), _mm256_cvtepi32_ps(isum), acc);
+}
+
+// A view's quants and scales decoded into registers once, for several vectors.
+template <class View>
+struct Decoded : View {
+  __m256i qs[8], ss[8];
+  explicit Decoded(const std::byte* block) : View(block) {
+    for (int j = 0; j < 8; ++j) qs[j] = View::q(j), ss[j] = View::scale(j);
+  }
+  __m256i q(int j) const { return qs[j]; }
+  __m256i scale(int j) const { return ss[j]; }
+};
+
+struct Q4_KKernel {
+  static constexpr int64_t kBytes = sizeof(BlockQ4_K);
+  using View = Q4_KView;
+  template <class S>
+  static __m256 term(const S& s, const std::byte* x, __m256 acc) {
+    return q4_k_term(s, x, acc);
+  }
+};
+struct Q6_KKernel {
+  static constexpr int64_t kBytes = sizeof(BlockQ6_K);
+  using View = Q6_KView;
+  template <class S>
+  static __m256 term(const S& s, const std::byte* x, __m256 acc) {
+    return q6_k_term(s, x, acc);
+  }
+};
+
+// y[v * ldy] = row . vector v (Q8_K super-blocks at xq + v * bytes) for v < NB, each super-block
+// of the row decoded once.
+template <int NB, class K>
+inline void dot_super_blocks_multi(const std::byte* row, const std::byte* xq, int64_t bytes,
+                                   int64_t n, float* y, int64_t ldy) {
+  constexpr int64_t bb = K::kBytes, xb = sizeof(BlockQ8_K);
+  __m256 acc[NB];
+  for (int v = 0; v < NB; ++v) acc[v] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    const std::byte* p = row + b * bb;
+    prefetch_ahead(p, bb);
+    if constexpr (NB == 1) {
+      acc[0] = K::term(typename K::View(p), xq + b * xb, acc[0]);
+    } else {
+      const Decoded<typename K::View> s(p);
+      for (int v = 0; v < NB; ++v) acc[v] = K::term(s, xq + v * bytes + b * xb, acc[v]);
+    }
+  }
+  for (int v = 0; v < NB; ++v) y[v * ldy] = reduce_add(acc[v]);
+}
+
+// y[v * ldy] = row . vector v (packed at xp + v * bytes) for v < NB, Q8_0, Q4_0, Q4_K or Q6_K rows
+template <int NB>
+inline void dot_row_multi(DType t, const std::byte* row, const std::byte* xp, int64_t bytes,
+                          int64_t n, float* y, int64_t ldy) {
+  switch (t) {
+    case DType::Q8_0:
+      return dot_blocks32_multi<NB, Q8_0Kernel>(row, xp, bytes, n, y, ldy);
+    case DType::Q4_0:
+      return dot_blocks32_multi<NB, Q4_0Kernel>(row, xp, bytes, n, y, ldy);
+    case DType::Q4_K:
+      return dot_super_blocks_multi<NB, Q4_KKernel>(row, xp, bytes, n, y, ldy);
+    case DType::Q6_K:
+      return dot_super_blocks_multi<NB, Q6_KKernel>(row, xp, bytes, n, y, ldy);
+    default:
+      return;
+  }
+}
+
+// row . x for packed activations (pack_activation): Q8_0, Q4_0, Q4_K, Q6_K rows.
+inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, int64_t n) {
+  switch (t) {
+    case DType::Q8_0:
+      return dot_blocks32<Q8_0Kernel>(row, xp, n);
+    case DType::Q4_0:
+      return dot_blocks32<Q4_0Kernel>(row, xp, n);
+    default: {
+      float y;
+      dot_row_multi<1>(t, row, xp, 0, n, &y, 0);
+      return y;
+    }
+  }
+}
+
+// y[r] = row r . x for the rows [r0, r1) of a matrix (row stride `stride` bytes), x packed by
+// pack_activation.
+inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                            const std::byte* xp, int64_t n, float* y) {
+  for (int64_t r = r0; r < r1; ++r) y[r] = dot_row_packed(t, rows + r * stride, xp, n);
+}
+
+// A few vectors (batched decode): each vector packed as for one, one after the other.
+inline int64_t multi_packed_bytes(DType t, int64_t n, int64_t nb) {
+  return nb * packed_bytes(t, n);
+}
+inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, int64_t n, int64_t nb,
+                                   std::byte* out) {
+  const int64_t bytes = packed_bytes(t, n);
+  for (int64_t v = 0; v < nb; ++v) {
+    const std::byte* xp = pack_activation(t, xq + v * ldq, n, out + v * bytes);
+    if (xp != out + v * bytes) std::memcpy(out + v * bytes, xp, size_t(bytes));
+  }
+}
+// Y[v * ldy + r] = row r . vector v for rows [r0, r1) and v < nb: each row read once for 8
+// vectors.
+inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0,
+                                  int64_t r1, int64_t n, const std::byte* xp, int64_t nb, float* Y,
+                                  int64_t ldy) {
+  const int64_t bytes = packed_bytes(t, n);
+  for (int64_t v = 0; v < nb; v += 8)
+    kernels::with_count8(nb - v, [&]<int NB>() {
+      for (int64_t r = r0; r < r1; ++r)
+        dot_row_multi<NB>(t, rows + r * stride, xp + v * bytes, bytes, n, Y + v * ldy + r, ldy);
+    });
+}
+
+// std::round (halves away from zero) of 8 floats, exactly: trunc, plus one where the dropped
+// fraction is at least a half, with the sign put back.
+inline __m256i round_away(__m256 t) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 a = _mm256_andnot_ps(sign, t);
+  const __m256 r = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 up = _mm256_cmp_ps(_mm256_sub_ps(a, r), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m256 m = _mm256_add_ps(r, _mm256_and_ps(up, _mm256_set1_ps(1.0f)));
+  return _mm256_cvttps_epi32(_mm256_or_ps(m, _mm256_and_ps(sign, t)));
+}
+// 32 int32 (in -127..127) as 32 bytes, in order.
+inline __m256i pack_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+  return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+inline float reduce_max(__m256 a) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+}
+inline int32_t reduce_add(__m256i a) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+  s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+  return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 1)));
+}
+
+// quantize_activation (ops/quant.hpp), the same bytes: Q8_0 blocks or Q8_K super-blocks.
+inline void quantize_activation(ActType a, const float* x, std::byte* dst, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  if (a == ActType::Q8_0) {
+    for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+      __m256 v[4], m = _mm256_setzero_ps();
+      for (int k = 0; k < 4; ++k) {
+        v[k] = _mm256_loadu_ps(x + 8 * k);
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+      }
+      const float d = reduce_max(m) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      std::byte* out = dst + b * int64_t(sizeof(BlockQ8_0));
+      const uint16_t dh = f32_to_f16(d);
+      std::memcpy(out, &dh, 2);
+      const __m256 vid = _mm256_set1_ps(id);
+      __m256i q[4];
+      for (int k = 0; k < 4; ++k) q[k] = round_away(_mm256_mul_ps(v[k], vid));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2), pack_bytes(q[0], q[1], q[2], q[3]));
+    }
+    return;
+  }
+  if (a == ActType::Q8_K) {
+    for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
+      std::byte* out = dst + b * int64_t(sizeof(BlockQ8_K));
+      __m256 m = _mm256_setzero_ps();
+      for (int j = 0; j < kQK_K; j += 8)
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+      const float amax = reduce_max(m);
+      if (amax == 0.0f) {
+        std::memset(out, 0, sizeof(BlockQ8_K));
+        continue;
+      }
+      const float id = 127.0f / amax, d = 1.0f / id;
+      std::memcpy(out, &d, 4);
+      const __m256 vid = _mm256_set1_ps(id);
+      const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+      int16_t bsums[16];
+      for (int j = 0; j < kQK_K; j += 32) {
+        __m256i q[4];
+        for (int k = 0; k < 4; ++k)
+          q[k] = _mm256_min_epi32(
+              _mm256_max_epi32(
+                  _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + j + 8 * k), vid)), lo),
+              hi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 4 + j),
+                            pack_bytes(q[0], q[1], q[2], q[3]));
+        bsums[j / 16] = int16_t(reduce_add(_mm256_add_epi32(q[0], q[1])));
+        bsums[j / 16 + 1] = int16_t(reduce_add(_mm256_add_epi32(q[2], q[3])));
+      }
+      std::memcpy(out + 4 + kQK_K, bsums, sizeof(bsums));
+    }
+    return;
+  }
+  std::memcpy(dst, x, static_cast<size_t>(n) * 4);
+}
+
+}  // namespace mamba::simd::avx2_int8
+#endif
