@@ -222,7 +222,8 @@ struct Q6_KView {
   }
   __m256i scale(int j) const {
     // the 8 scales of half j / 4 in both lanes, words 2k and 2k + 1 spread
-    const __m256i half = _mm256_permute4x64_epi64(scales, j < 4 ? 0x44 : 0xEE);
+    const __m256i half =
+        j < 4 ? _mm256_permute4x64_epi64(scales, 0x44) : _mm256_permute4x64_epi64(scales, 0xEE);
     return _mm256_shuffle_epi8(half, spread_words(2 * (j % 4), 2 * (j % 4) + 1));
   }
 };
