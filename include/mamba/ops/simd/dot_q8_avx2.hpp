@@ -37,7 +37,7 @@ inline int64_t packed_bytes(DType t, int64_t n) {
   return activation_bytes(ActType::Q8_K, n);
 }
 
-// out (packed_bytes(t, n), 32-byte aligned) = xq = quantize_activation(activation_type(t), x) in
+// out (packed_bytes(t, n) bytes) = xq = quantize_activation(activation_type(t), x) in
 // the kernels' layout; returns what to hand them (xq itself for the K-quants).
 inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n, std::byte* out) {
   if (t != DType::Q8_0 && t != DType::Q4_0) return xq;
