@@ -153,10 +153,22 @@ inline __m256i spread_words(int j, int k) {
                           _mm_set1_epi16(int16_t(0x0100 + 0x0202 * j)));
 }
 
+// sum_j scale(j) (q(j) . x_j) over a super-block's 8 groups of 32 values, in 8 int32 lanes (x: a
+// Q8_K super-block)
+template <class S>
+inline __m256i scaled_sums(const S& s, const std::byte* x) {
+  __m256i isum = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j)
+    isum = _mm256_add_epi32(
+        isum, _mm256_madd_epi16(_mm256_maddubs_epi16(s.q(j), load256(x + 4 + 32 * j)), s.scale(j)));
+  return isum;
+}
+
 // A Q4_K super-block: per 32-value sub-block j its quants (unsigned bytes) and its 6-bit scale
 // spread over 16 words (q(j), scale(j)); the 8 mins in words; the two scales. Per 64 values the
 // row holds 32 bytes of nibbles: the low ones the sub-block 2k, the high ones 2k + 1.
 struct Q4_KView {
+  static constexpr int64_t kBytes = sizeof(BlockQ4_K);
   const std::byte* p;
   __m256i sc16;  // the scales in words, the same in both lanes
   __m128i mins;
@@ -178,15 +190,14 @@ struct Q4_KView {
     return _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
   }
   __m256i scale(int j) const { return _mm256_shuffle_epi8(sc16, spread_words(j, j)); }
+  template <class S>
+  static __m256 term(const S& s, const std::byte* x, __m256 acc);
 };
 // acc + a Q4_K super-block's dot product with the Q8_K super-block at x: d dx sum_j scale_j
 // (q_j . x_j) - dmin dx sum_j min_j (the sum of x over sub-block j, from its sums of 16).
 template <class S>
-inline __m256 q4_k_term(const S& s, const std::byte* x, __m256 acc) {
-  __m256i isum = _mm256_setzero_si256();
-  for (int j = 0; j < 8; ++j)
-    isum = _mm256_add_epi32(
-        isum, _mm256_madd_epi16(_mm256_maddubs_epi16(s.q(j), load256(x + 4 + 32 * j)), s.scale(j)));
+inline __m256 Q4_KView::term(const S& s, const std::byte* x, __m256 acc) {
+  const __m256i isum = scaled_sums(s, x);
   const __m128i bs0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 4 + kQK_K));
   const __m128i bs1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 20 + kQK_K));
   const __m128i msum = _mm_madd_epi16(s.mins, _mm_hadd_epi16(bs0, bs1));
@@ -200,6 +211,7 @@ inline __m256 q4_k_term(const S& s, const std::byte* x, __m256 acc) {
 // quants (0..63, unsigned) and their two scales of 16 spread over the words (q(j), scale(j)); all
 // 16 scales in words; d. The offset of 32 is undone with the activations' sums of 16.
 struct Q6_KView {
+  static constexpr int64_t kBytes = sizeof(BlockQ6_K);
   const std::byte* p;
   __m256i scales;
   float d;
@@ -226,17 +238,15 @@ struct Q6_KView {
         j < 4 ? _mm256_permute4x64_epi64(scales, 0x44) : _mm256_permute4x64_epi64(scales, 0xEE);
     return _mm256_shuffle_epi8(half, spread_words(2 * (j % 4), 2 * (j % 4) + 1));
   }
+  template <class S>
+  static __m256 term(const S& s, const std::byte* x, __m256 acc);
 };
 // acc + a Q6_K super-block's dot product with the Q8_K super-block at x.
 template <class S>
-inline __m256 q6_k_term(const S& s, const std::byte* x, __m256 acc) {
-  __m256i isum = _mm256_setzero_si256();
-  for (int j = 0; j < 8; ++j)
-    isum = _mm256_add_epi32(
-        isum, _mm256_madd_epi16(_mm256_maddubs_epi16(s.q(j), load256(x + 4 + 32 * j)), s.scale(j)));
+inline __m256 Q6_KView::term(const S& s, const std::byte* x, __m256 acc) {
   // - 32 sum_s scale_s bsum_s
   const __m256i offset = _mm256_madd_epi16(s.scales, load256(x + 4 + kQK_K));
-  isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(offset, 5));
+  const __m256i isum = _mm256_sub_epi32(scaled_sums(s, x), _mm256_slli_epi32(offset, 5));
   const __m256 dx = _mm256_broadcast_ss(reinterpret_cast<const float*>(x));
   return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(s.d), dx), _mm256_cvtepi32_ps(isum), acc);
 }
@@ -252,25 +262,8 @@ struct Decoded : View {
   __m256i scale(int j) const { return ss[j]; }
 };
 
-struct Q4_KKernel {
-  static constexpr int64_t kBytes = sizeof(BlockQ4_K);
-  using View = Q4_KView;
-  template <class S>
-  static __m256 term(const S& s, const std::byte* x, __m256 acc) {
-    return q4_k_term(s, x, acc);
-  }
-};
-struct Q6_KKernel {
-  static constexpr int64_t kBytes = sizeof(BlockQ6_K);
-  using View = Q6_KView;
-  template <class S>
-  static __m256 term(const S& s, const std::byte* x, __m256 acc) {
-    return q6_k_term(s, x, acc);
-  }
-};
-
 // y[v * ldy] = row . vector v (Q8_K super-blocks at xq + v * bytes) for v < NB, each super-block
-// of the row decoded once.
+// of the row decoded once (K: Q4_KView or Q6_KView).
 template <int NB, class K>
 inline void dot_super_blocks_multi(const std::byte* row, const std::byte* xq, int64_t bytes,
                                    int64_t n, float* y, int64_t ldy) {
@@ -281,9 +274,9 @@ inline void dot_super_blocks_multi(const std::byte* row, const std::byte* xq, in
     const std::byte* p = row + b * bb;
     prefetch_ahead(p, bb);
     if constexpr (NB == 1) {
-      acc[0] = K::term(typename K::View(p), xq + b * xb, acc[0]);
+      acc[0] = K::term(K(p), xq + b * xb, acc[0]);
     } else {
-      const Decoded<typename K::View> s(p);
+      const Decoded<K> s(p);
       for (int v = 0; v < NB; ++v) acc[v] = K::term(s, xq + v * bytes + b * xb, acc[v]);
     }
   }
@@ -300,9 +293,37 @@ inline void dot_row_multi(DType t, const std::byte* row, const std::byte* xp, in
     case DType::Q4_0:
       return dot_blocks32_multi<NB, Q4_0Kernel>(row, xp, bytes, n, y, ldy);
     case DType::Q4_K:
-      return dot_super_blocks_multi<NB, Q4_KKernel>(row, xp, bytes, n, y, ldy);
+      return dot_super_blocks_multi<NB, Q4_KView>(row, xp, bytes, n, y, ldy);
     case DType::Q6_K:
-      return dot_super_blocks_multi<NB, Q6_KKernel>(row, xp, bytes, n, y, ldy);
+      return dot_super_blocks_multi<NB, Q6_KView>(row, xp, bytes, n, y, ldy);
+    default:
+      return;
+  }
+}
+
+// y[r] = row r . x for the rows [r0, r1) of a matrix (row stride `stride` bytes), x packed by
+// pack_activation; the type dispatched once.
+inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
+                            const std::byte* xp, int64_t n, float* y) {
+  auto run = [&](auto dot) {
+    for (int64_t r = r0; r < r1; ++r) y[r] = dot(rows + r * stride);
+  };
+  auto super_blocks = [&]<class K>() {
+    run([&](const std::byte* row) {
+      float sum;
+      dot_super_blocks_multi<1, K>(row, xp, 0, n, &sum, 0);
+      return sum;
+    });
+  };
+  switch (t) {
+    case DType::Q8_0:
+      return run([&](const std::byte* row) { return dot_blocks32<Q8_0Kernel>(row, xp, n); });
+    case DType::Q4_0:
+      return run([&](const std::byte* row) { return dot_blocks32<Q4_0Kernel>(row, xp, n); });
+    case DType::Q4_K:
+      return super_blocks.template operator()<Q4_KView>();
+    case DType::Q6_K:
+      return super_blocks.template operator()<Q6_KView>();
     default:
       return;
   }
@@ -310,24 +331,9 @@ inline void dot_row_multi(DType t, const std::byte* row, const std::byte* xp, in
 
 // row . x for packed activations (pack_activation): Q8_0, Q4_0, Q4_K, Q6_K rows.
 inline float dot_row_packed(DType t, const std::byte* row, const std::byte* xp, int64_t n) {
-  switch (t) {
-    case DType::Q8_0:
-      return dot_blocks32<Q8_0Kernel>(row, xp, n);
-    case DType::Q4_0:
-      return dot_blocks32<Q4_0Kernel>(row, xp, n);
-    default: {
-      float y;
-      dot_row_multi<1>(t, row, xp, 0, n, &y, 0);
-      return y;
-    }
-  }
-}
-
-// y[r] = row r . x for the rows [r0, r1) of a matrix (row stride `stride` bytes), x packed by
-// pack_activation.
-inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
-                            const std::byte* xp, int64_t n, float* y) {
-  for (int64_t r = r0; r < r1; ++r) y[r] = dot_row_packed(t, rows + r * stride, xp, n);
+  float y;
+  dot_rows_packed(t, row, 0, 0, 1, xp, n, &y);
+  return y;
 }
 
 // A few vectors (batched decode): each vector packed as for one, one after the other.
