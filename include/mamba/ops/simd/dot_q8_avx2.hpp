@@ -28,30 +28,45 @@ using kernels::prefetch_ahead;
 
 // ---------------------------------------------------------------------------------------------
 // The activations, quantized once per matrix-vector product, are packed (pack_activation):
-//   Q8_0 and Q4_0 rows: the n quants, 32 per block, contiguous; then per block float d, its
-//     scale; then per block 8 int32: -8 sum(q) and seven zeros, which Q4_0 adds to its block's
-//     integer sums (its nibbles 0..15 stand for -8..7).
+//   Q8_0 rows: the n quants, 32 per block, contiguous; then per block float d, its scale.
+//   Q4_0 rows: per two blocks A and B (B zero past the end) a record of 128 bytes that matches
+//     the nibbles of two blocks in one register: the quants 0..15 of A then of B; the quants
+//     16..31 of A then of B; their scales d as 8 floats (A 4 times, then B); the offsets as 8
+//     int32 (-8 sum(q) of A, 3 zeros, of B, 3 zeros), which undo the nibbles' offset (0..15
+//     stand for -8..7).
 //   Q4_K and Q6_K rows: the Q8_K super-blocks as they are.
+inline constexpr int64_t kQ4_0PairBytes = 128;
 inline int64_t packed_bytes(DType t, int64_t n) {
-  if (t == DType::Q8_0 || t == DType::Q4_0) return n + n / 32 * (4 + 32);
+  if (t == DType::Q8_0) return n + n / 32 * 4;
+  if (t == DType::Q4_0) return (n / 32 + 1) / 2 * kQ4_0PairBytes;
   return activation_bytes(ActType::Q8_K, n);
 }
 
 // out (packed_bytes(t, n) bytes) = xq = quantize_activation(activation_type(t), x) in
 // the kernels' layout; returns what to hand them (xq itself for the K-quants).
 inline const std::byte* pack_activation(DType t, const std::byte* xq, int64_t n, std::byte* out) {
-  if (t != DType::Q8_0 && t != DType::Q4_0) return xq;
   const int64_t nb = n / 32;
-  auto* d = reinterpret_cast<float*>(out + n);
-  auto* offset = reinterpret_cast<int32_t*>(out + n + 4 * nb);
+  auto block = [&](int64_t b) { return xq + b * int64_t(sizeof(BlockQ8_0)); };
+  if (t == DType::Q8_0) {
+    auto* d = reinterpret_cast<float*>(out + n);
+    for (int64_t b = 0; b < nb; ++b) {
+      std::memcpy(out + 32 * b, block(b) + 2, 32);
+      d[b] = f16_at(block(b));
+    }
+    return out;
+  }
+  if (t != DType::Q4_0) return xq;
+  std::memset(out, 0, size_t(packed_bytes(t, n)));
   for (int64_t b = 0; b < nb; ++b) {
-    const std::byte* src = xq + b * int64_t(sizeof(BlockQ8_0));
-    std::memcpy(out + 32 * b, src + 2, 32);
+    std::byte* rec = out + b / 2 * kQ4_0PairBytes;
+    const int h = int(b % 2);  // A or B
+    const std::byte* q = block(b) + 2;
+    std::memcpy(rec + 16 * h, q, 16);
+    std::memcpy(rec + 32 + 16 * h, q + 16, 16);
     int32_t sum = 0;
-    for (int j = 0; j < 32; ++j) sum += int8_t(src[2 + j]);
-    d[b] = f16_at(src);
-    std::fill_n(offset + 8 * b, 8, 0);
-    offset[8 * b] = -8 * sum;
+    for (int j = 0; j < 32; ++j) sum += int8_t(q[j]);
+    std::fill_n(reinterpret_cast<float*>(rec + 64) + 4 * h, 4, f16_at(block(b)));
+    reinterpret_cast<int32_t*>(rec + 96)[4 * h] = -8 * sum;
   }
   return out;
 }
@@ -68,19 +83,30 @@ inline __m256i ones16() {
   return _mm256_set1_epi16(1);
 }
 
-// Rows of 32-value blocks of K::kBytes bytes, each an F16 scale and its quants, against one
-// vector (two blocks a step, two accumulators) or NB vectors (each block decoded once for all of
-// them): K::prepare(p) decodes the block at p, K::block(w, x, b, n) gives its integer products
-// with block b of the vector packed at x, in 8 lanes.
-template <class K>
-inline float dot_blocks32(const std::byte* row, const std::byte* xp, int64_t n) {
-  constexpr int64_t BB = K::kBytes;
+// Q8_0 rows against one vector (two blocks a step, two accumulators) or NB vectors (each block
+// read once for all of them): |w| times x with w's signs, in 8 int32 lanes per block.
+struct Q8_0Block {
+  static constexpr int64_t kBytes = sizeof(BlockQ8_0);
+  __m256i w, abs_w;
+  float d;
+  explicit Q8_0Block(const std::byte* p)
+      : w(load256(p + 2)), abs_w(_mm256_abs_epi8(w)), d(f16_at(p)) {}
+  // the integer products with block b of the vector packed at x
+  __m256 products(const std::byte* x, int64_t b) const {
+    const __m256i p16 = _mm256_maddubs_epi16(abs_w, _mm256_sign_epi8(load256(x + 32 * b), w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones16()));
+  }
+};
+inline const float* q8_0_scales(const std::byte* xp, int64_t n) {
+  return reinterpret_cast<const float*>(xp + n);
+}
+inline float dot_q8_0(const std::byte* row, const std::byte* xp, int64_t n) {
+  constexpr int64_t BB = Q8_0Block::kBytes;
   const int64_t nb = n / 32;
-  const auto* d = reinterpret_cast<const float*>(xp + n);
+  const float* dx = q8_0_scales(xp, n);
   auto term = [&](int64_t b, __m256 acc) {
-    const std::byte* p = row + b * BB;
-    return _mm256_fmadd_ps(_mm256_set1_ps(f16_at(p) * d[b]),
-                           _mm256_cvtepi32_ps(K::block(K::prepare(p), xp, b, n)), acc);
+    const Q8_0Block w(row + b * BB);
+    return _mm256_fmadd_ps(_mm256_set1_ps(w.d * dx[b]), w.products(xp, b), acc);
   };
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
   int64_t b = 0;
@@ -93,65 +119,105 @@ inline float dot_blocks32(const std::byte* row, const std::byte* xp, int64_t n) 
   return reduce_add(_mm256_add_ps(a0, a1));
 }
 // y[v * ldy] = row . vector v (packed at xp + v * bytes) for v < NB
-template <int NB, class K>
-inline void dot_blocks32_multi(const std::byte* row, const std::byte* xp, int64_t bytes, int64_t n,
-                               float* y, int64_t ldy) {
-  constexpr int64_t BB = K::kBytes;
+template <int NB>
+inline void dot_q8_0_multi(const std::byte* row, const std::byte* xp, int64_t bytes, int64_t n,
+                           float* y, int64_t ldy) {
+  constexpr int64_t BB = Q8_0Block::kBytes;
   __m256 acc[NB];
   for (int v = 0; v < NB; ++v) acc[v] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / 32; ++b) {
-    const std::byte* p = row + b * BB;
-    prefetch_ahead(p, BB);
-    const auto w = K::prepare(p);
-    const __m256 dw = _mm256_set1_ps(f16_at(p));
+    prefetch_ahead(row + b * BB, BB);
+    const Q8_0Block w(row + b * BB);
+    const __m256 dw = _mm256_set1_ps(w.d);
     for (int v = 0; v < NB; ++v) {
       const std::byte* x = xp + v * bytes;
-      const __m256 dx = _mm256_broadcast_ss(reinterpret_cast<const float*>(x + n) + b);
-      acc[v] =
-          _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(K::block(w, x, b, n)), acc[v]);
+      const __m256 dx = _mm256_broadcast_ss(q8_0_scales(x, n) + b);
+      acc[v] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), w.products(x, b), acc[v]);
     }
   }
   for (int v = 0; v < NB; ++v) y[v * ldy] = reduce_add(acc[v]);
 }
 
-// Q8_0: |w| times x with w's signs.
-struct Q8_0Kernel {
-  static constexpr int64_t kBytes = sizeof(BlockQ8_0);
-  struct Quants {
-    __m256i w, abs_w;
-  };
-  static Quants prepare(const std::byte* p) {
-    const __m256i w = load256(p + 2);
-    return {w, _mm256_abs_epi8(w)};
+// Two Q4_0 blocks A and B (B absent past the row's end) in one register: their 16 bytes of
+// nibbles side by side, the low nibbles (quants 0..15) and the high (16..31) as unsigned bytes,
+// and their scales (A in lanes 0-3, B in 4-7), to meet a record of the packed activations.
+struct Q4_0Pair {
+  static constexpr int64_t kBytes = 2 * int64_t(sizeof(BlockQ4_0));
+  __m256i lo, hi;
+  __m256 d;
+  Q4_0Pair(const std::byte* p, bool both) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
+    const __m256i v =
+        both ? _mm256_inserti128_si256(_mm256_castsi128_si256(a),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 20)), 1)
+             : _mm256_zextsi128_si256(a);
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    lo = _mm256_and_si256(v, m);
+    hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+    uint16_t da, db = 0;
+    std::memcpy(&da, p, 2);
+    if (both) std::memcpy(&db, p + 18, 2);
+    const __m128 s = _mm_cvtph_ps(_mm_cvtsi32_si128(int(da | uint32_t(db) << 16)));
+    d = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(s),
+                                 _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
   }
-  static __m256i block(const Quants& q, const std::byte* x, int64_t b, int64_t) {
-    const __m256i p16 = _mm256_maddubs_epi16(q.abs_w, _mm256_sign_epi8(load256(x + 32 * b), q.w));
-    return _mm256_madd_epi16(p16, ones16());
+  // acc + the two blocks' products with the record at x
+  __m256 term(const std::byte* x, __m256 acc) const {
+    const __m256i p16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, load256(x)),
+                                         _mm256_maddubs_epi16(hi, load256(x + 32)));
+    const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(p16, ones16()), load256(x + 96));
+    const __m256 dx = _mm256_loadu_ps(reinterpret_cast<const float*>(x + 64));
+    return _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(s), acc);
   }
 };
-
-// Q4_0: the 16 bytes of nibbles as 32 unsigned bytes, the low nibbles (values 0..15) then the
-// high, times x; plus the block's offset -8 sum(x) from the packed vector (n quants, n / 32
-// scales, then the offsets).
-struct Q4_0Kernel {
-  static constexpr int64_t kBytes = sizeof(BlockQ4_0);
-  static __m256i prepare(const std::byte* p) {
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 2));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0F));
+inline float dot_q4_0(const std::byte* row, const std::byte* xp, int64_t n) {
+  constexpr int64_t PB = Q4_0Pair::kBytes, XB = kQ4_0PairBytes;
+  const int64_t nb = n / 32;
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t k = 0;  // pairs
+  for (; 2 * k + 4 <= nb; k += 2) {
+    prefetch_ahead(row + k * PB, 2 * PB);
+    a0 = Q4_0Pair(row + k * PB, true).term(xp + k * XB, a0);
+    a1 = Q4_0Pair(row + (k + 1) * PB, true).term(xp + (k + 1) * XB, a1);
   }
-  static __m256i block(__m256i q, const std::byte* x, int64_t b, int64_t n) {
-    const __m256i p16 = _mm256_maddubs_epi16(q, load256(x + 32 * b));
-    return _mm256_add_epi32(_mm256_madd_epi16(p16, ones16()),
-                            load256(x + n + 4 * (n / 32) + 32 * b));
+  for (; 2 * k < nb; ++k) a0 = Q4_0Pair(row + k * PB, 2 * k + 1 < nb).term(xp + k * XB, a0);
+  return reduce_add(_mm256_add_ps(a0, a1));
+}
+template <int NB>
+inline void dot_q4_0_multi(const std::byte* row, const std::byte* xp, int64_t bytes, int64_t n,
+                           float* y, int64_t ldy) {
+  constexpr int64_t PB = Q4_0Pair::kBytes, XB = kQ4_0PairBytes;
+  const int64_t nb = n / 32;
+  __m256 acc[NB];
+  for (int v = 0; v < NB; ++v) acc[v] = _mm256_setzero_ps();
+  for (int64_t k = 0; 2 * k < nb; ++k) {
+    prefetch_ahead(row + k * PB, PB);
+    const Q4_0Pair w(row + k * PB, 2 * k + 1 < nb);
+    for (int v = 0; v < NB; ++v) acc[v] = w.term(xp + v * bytes + k * XB, acc[v]);
   }
-};
+  for (int v = 0; v < NB; ++v) y[v * ldy] = reduce_add(acc[v]);
+}
 
 // For a vector of 8 int16 (the same in both 128-bit lanes), the shuffle that spreads word j over
-// the low lane and word k over the high lane.
-inline __m256i spread_words(int j, int k) {
-  return _mm256_set_m128i(_mm_set1_epi16(int16_t(0x0100 + 0x0202 * k)),
-                          _mm_set1_epi16(int16_t(0x0100 + 0x0202 * j)));
+// the low lane and word k over the high lane: from a table, so that it is one load.
+struct WordShuffle {
+  alignas(32) uint8_t bytes[32];
+};
+constexpr WordShuffle spread_words_mask(int j, int k) {
+  WordShuffle m{};
+  for (int i = 0; i < 16; i += 2) {
+    m.bytes[i] = uint8_t(2 * j), m.bytes[i + 1] = uint8_t(2 * j + 1);
+    m.bytes[16 + i] = uint8_t(2 * k), m.bytes[17 + i] = uint8_t(2 * k + 1);
+  }
+  return m;
 }
+// word j over both lanes (Q4_K's scale j); words 2k and 2k + 1 (Q6_K's scales of 16)
+inline constexpr WordShuffle kSpreadSame[8] = {spread_words_mask(0, 0), spread_words_mask(1, 1),
+                                               spread_words_mask(2, 2), spread_words_mask(3, 3),
+                                               spread_words_mask(4, 4), spread_words_mask(5, 5),
+                                               spread_words_mask(6, 6), spread_words_mask(7, 7)};
+inline constexpr WordShuffle kSpreadPair[4] = {spread_words_mask(0, 1), spread_words_mask(2, 3),
+                                               spread_words_mask(4, 5), spread_words_mask(6, 7)};
 
 // sum_j scale(j) (q(j) . x_j) over a super-block's 8 groups of 32 values, in 8 int32 lanes (x: a
 // Q8_K super-block)
@@ -189,7 +255,7 @@ struct Q4_KView {
     const __m256i v = load256(p + 16 + 32 * (j / 2));
     return _mm256_and_si256(j % 2 ? _mm256_srli_epi16(v, 4) : v, _mm256_set1_epi8(0x0F));
   }
-  __m256i scale(int j) const { return _mm256_shuffle_epi8(sc16, spread_words(j, j)); }
+  __m256i scale(int j) const { return _mm256_shuffle_epi8(sc16, load256(kSpreadSame[j].bytes)); }
   template <class S>
   static __m256 term(const S& s, const std::byte* x, __m256 acc);
 };
@@ -201,10 +267,11 @@ inline __m256 Q4_KView::term(const S& s, const std::byte* x, __m256 acc) {
   const __m128i bs0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 4 + kQK_K));
   const __m128i bs1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x + 20 + kQK_K));
   const __m128i msum = _mm_madd_epi16(s.mins, _mm_hadd_epi16(bs0, bs1));
-  const __m256 dx = _mm256_broadcast_ss(reinterpret_cast<const float*>(x));
-  acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(s.d), dx), _mm256_cvtepi32_ps(isum), acc);
-  return _mm256_fnmadd_ps(_mm256_mul_ps(_mm256_set1_ps(s.dmin), dx),
-                          _mm256_cvtepi32_ps(_mm256_zextsi128_si256(msum)), acc);
+  // one dependent step per super-block: acc + dx (d isum - dmin msum)
+  const __m256 t = _mm256_fmsub_ps(
+      _mm256_set1_ps(s.d), _mm256_cvtepi32_ps(isum),
+      _mm256_mul_ps(_mm256_set1_ps(s.dmin), _mm256_cvtepi32_ps(_mm256_zextsi128_si256(msum))));
+  return _mm256_fmadd_ps(_mm256_broadcast_ss(reinterpret_cast<const float*>(x)), t, acc);
 }
 
 // A Q6_K super-block: per 32 values j (of the half j / 4, at lane offset 32 (j % 4)) the 6-bit
@@ -236,7 +303,7 @@ struct Q6_KView {
     // the 8 scales of half j / 4 in both lanes, words 2k and 2k + 1 spread
     const __m256i half =
         j < 4 ? _mm256_permute4x64_epi64(scales, 0x44) : _mm256_permute4x64_epi64(scales, 0xEE);
-    return _mm256_shuffle_epi8(half, spread_words(2 * (j % 4), 2 * (j % 4) + 1));
+    return _mm256_shuffle_epi8(half, load256(kSpreadPair[j % 4].bytes));
   }
   template <class S>
   static __m256 term(const S& s, const std::byte* x, __m256 acc);
@@ -289,9 +356,9 @@ inline void dot_row_multi(DType t, const std::byte* row, const std::byte* xp, in
                           int64_t n, float* y, int64_t ldy) {
   switch (t) {
     case DType::Q8_0:
-      return dot_blocks32_multi<NB, Q8_0Kernel>(row, xp, bytes, n, y, ldy);
+      return dot_q8_0_multi<NB>(row, xp, bytes, n, y, ldy);
     case DType::Q4_0:
-      return dot_blocks32_multi<NB, Q4_0Kernel>(row, xp, bytes, n, y, ldy);
+      return dot_q4_0_multi<NB>(row, xp, bytes, n, y, ldy);
     case DType::Q4_K:
       return dot_super_blocks_multi<NB, Q4_KView>(row, xp, bytes, n, y, ldy);
     case DType::Q6_K:
@@ -317,9 +384,9 @@ inline void dot_rows_packed(DType t, const std::byte* rows, int64_t stride, int6
   };
   switch (t) {
     case DType::Q8_0:
-      return run([&](const std::byte* row) { return dot_blocks32<Q8_0Kernel>(row, xp, n); });
+      return run([&](const std::byte* row) { return dot_q8_0(row, xp, n); });
     case DType::Q4_0:
-      return run([&](const std::byte* row) { return dot_blocks32<Q4_0Kernel>(row, xp, n); });
+      return run([&](const std::byte* row) { return dot_q4_0(row, xp, n); });
     case DType::Q4_K:
       return super_blocks.template operator()<Q4_KView>();
     case DType::Q6_K:
