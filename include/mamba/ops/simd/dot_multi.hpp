@@ -27,6 +27,7 @@ namespace mamba::simd::kernels {
 template <class O, DType T>
 struct PlainChunks {
   static constexpr int V = 1;
+  static constexpr bool kHalf = T != DType::F32;  // 16-bit values, converted to float
   static int64_t chunks(int64_t n) { return n / O::W; }
   static void decode(const std::byte* row, int64_t c, typename O::F* w, int64_t* off) {
     off[0] = c * O::W;
@@ -138,20 +139,40 @@ inline void in_register(F& v) {
 #endif
 }
 
-// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1) and NB vectors, R rows at a time.
+// f.template operator()<B, G>() for the groups of vectors [B, B + G) that split [B0, NB) into
+// groups of at most kGroup, in order.
+template <int B0, int NB, int kGroup, class F>
+inline void for_groups(F&& f) {
+  constexpr int G = NB - B0 < kGroup ? NB - B0 : kGroup;
+  f.template operator()<B0, G>();
+  if constexpr (B0 + G < NB) for_groups<B0 + G, NB, kGroup>(f);
+}
+
+// Y[b * ldy + r] = row r . X[b * ldx ..] for rows [r0, r1) and NB vectors: R rows at a time, and
+// those rows against the vectors kGroup at a time.
 template <class O, int NB, class Chunks>
 inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                             int64_t n, const float* X, int64_t ldx, float* Y, int64_t ldy) {
   using F = typename O::F;
   constexpr int W = O::W, V = Chunks::V;
-  // rows at once: R * NB accumulators and R * V weights must fit the registers
-  constexpr int R = W >= 16 && V <= 4 ? 2 : 1;
+  // R * kGroup accumulators, R * V weights and a vector of X must fit the registers. On AVX2,
+  // F16 and BF16 rows go two at a time against 4 vectors at a time (the second group reads the
+  // two rows again, from L1), so that two rows share each load of X: 8 vectors of 768 or 1536
+  // values, 1 thread, from L2: F16 50 -> 67-74 GFLOP/s, BF16 49 -> 57-72; out_proj from
+  // memory: F16 31-36 -> 42-52. F32, whose weights are loaded as they are, lost 5-10% so.
+  // (AVX-512, with 32 registers, takes 8 vectors.)
+  constexpr bool kAvx2Halves = W == 8 && requires {
+    requires Chunks::kHalf;
+  };
+  constexpr int R = (W >= 16 && V <= 4) || kAvx2Halves ? 2 : 1;
+  constexpr int kGroup = kAvx2Halves ? 4 : NB;
   const int64_t nc = Chunks::chunks(n);
   // The weights stream from memory (the model is far larger than the caches) and, with NB
   // vectors' FMAs per weight, slowly enough that the hardware prefetchers fall behind at the 4 KiB
   // pages: without this, F32 and F16 in_proj (3072 x 768) ran at 25-35 GFLOP/s from memory and
   // 70-80 from L3. So each chunk prefetches its place kAhead rows on into L2 (not L1: with
-  // 1536-wide vectors, X fills most of it); cb: a chunk's bytes, about.
+  // 1536-wide vectors, X fills most of it); cb: a chunk's bytes, about. (A second group of
+  // vectors reads the rows again, from L1.)
   constexpr int64_t kAhead = 4;
   const int64_t cb = nc > 0 ? stride / nc : 0;
   for (int64_t r = r0; r < r1; r += R) {
@@ -163,48 +184,53 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
       const int64_t a = r + k + kAhead;
       pf[k] = rows + (a < r1 ? a : r1 - 1) * stride;
     }
-    F acc[R][NB];
-    for (int k = 0; k < R; ++k)
-      for (int b = 0; b < NB; ++b) acc[k][b] = O::zero();
-    for (int64_t c = 0; c < nc; ++c) {
+    for_groups<0, NB, kGroup>([&]<int B, int G>() {
+      const float* Xg = X + B * ldx;
+      float* Yg = Y + B * ldy;
+      F acc[R][G];
+      for (int k = 0; k < R; ++k)
+        for (int b = 0; b < G; ++b) acc[k][b] = O::zero();
+      for (int64_t c = 0; c < nc; ++c) {
 #if defined(__GNUC__) || defined(__clang__)
-      for (int k = 0; k < R; ++k) __builtin_prefetch(pf[k] + c * cb, 0, 2);  // to L2
+        if constexpr (B == 0)
+          for (int k = 0; k < R; ++k) __builtin_prefetch(pf[k] + c * cb, 0, 2);  // to L2
 #endif
-      F wv[R][V];
-      int64_t off[R][V];
-      for (int k = 0; k < R; ++k) Chunks::decode(w[k], c, wv[k], off[k]);
-      for (int v = 0; v < V; ++v)
-        for (int b = 0; b < NB; ++b) {
-          F xv = O::load(X + b * ldx + off[0][v]);
-          if constexpr (R > 1) in_register(xv);
-          for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k][v], xv, acc[k][b]);
-        }
-    }
-    if constexpr (requires { Chunks::tail(nullptr, 0, 0); }) {
-      const int64_t i = nc * W;
-      if (i < n) {
-        const int rest = int(n - i);
-        for (int k = 0; k < R; ++k) {
-          const F wv = Chunks::tail(w[k], i, rest);
-          for (int b = 0; b < NB; ++b)
-            acc[k][b] = O::fma(wv, O::load_part(X + b * ldx + i, rest), acc[k][b]);
+        F wv[R][V];
+        int64_t off[R][V];
+        for (int k = 0; k < R; ++k) Chunks::decode(w[k], c, wv[k], off[k]);
+        for (int v = 0; v < V; ++v)
+          for (int b = 0; b < G; ++b) {
+            F xv = O::load(Xg + b * ldx + off[0][v]);
+            if constexpr (R > 1) in_register(xv);
+            for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k][v], xv, acc[k][b]);
+          }
+      }
+      if constexpr (requires { Chunks::tail(nullptr, 0, 0); }) {
+        const int64_t i = nc * W;
+        if (i < n) {
+          const int rest = int(n - i);
+          for (int k = 0; k < R; ++k) {
+            const F wv = Chunks::tail(w[k], i, rest);
+            for (int b = 0; b < G; ++b)
+              acc[k][b] = O::fma(wv, O::load_part(Xg + b * ldx + i, rest), acc[k][b]);
+          }
         }
       }
-    }
-    if constexpr (requires(const F* a) { O::reduce16(a); }) {
-      // all R * NB <= 16 sums at once (reduce16's transposing tree: about a third of the
-      // instructions of one reduce each, which cost 10% of an F16 in_proj at 8 vectors)
-      static_assert(R * NB <= 16);
-      F all[16];
-      for (int i = 0; i < 16; ++i) all[i] = i < R * NB ? acc[i / NB][i % NB] : O::zero();
-      alignas(64) float sums[16];
-      O::store(sums, O::reduce16(all));
-      for (int k = 0; k < nr; ++k)
-        for (int b = 0; b < NB; ++b) Y[b * ldy + r + k] = sums[k * NB + b];
-    } else {
-      for (int k = 0; k < nr; ++k)
-        for (int b = 0; b < NB; ++b) Y[b * ldy + r + k] = O::reduce(acc[k][b]);
-    }
+      if constexpr (requires(const F* a) { O::reduce16(a); }) {
+        // all R * G <= 16 sums at once (reduce16's transposing tree: about a third of the
+        // instructions of one reduce each, which cost 10% of an F16 in_proj at 8 vectors)
+        static_assert(R * G <= 16);
+        F all[16];
+        for (int i = 0; i < 16; ++i) all[i] = i < R * G ? acc[i / G][i % G] : O::zero();
+        alignas(64) float sums[16];
+        O::store(sums, O::reduce16(all));
+        for (int k = 0; k < nr; ++k)
+          for (int b = 0; b < G; ++b) Yg[b * ldy + r + k] = sums[k * G + b];
+      } else {
+        for (int k = 0; k < nr; ++k)
+          for (int b = 0; b < G; ++b) Yg[b * ldy + r + k] = O::reduce(acc[k][b]);
+      }
+    });
   }
 }
 
