@@ -159,8 +159,8 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
   // F16 and BF16 rows go two at a time against 4 vectors at a time (the second group reads the
   // two rows again, from L1), so that two rows share each load of X: 8 vectors of 768 or 1536
   // values, 1 thread, from L2: F16 50 -> 67-74 GFLOP/s, BF16 49 -> 57-72; out_proj from
-  // memory: F16 31-36 -> 42-52. F32, whose weights are loaded as they are, lost 5-10% so.
-  // (AVX-512, with 32 registers, takes 8 vectors.)
+  // memory: F16 31-36 -> 42-52. Rows of a few values lose (dt_proj's 48: 40 -> 26), and F32,
+  // whose weights are loaded as they are, lost 5-10%. (AVX-512, 32 registers: 8 vectors.)
   constexpr bool kAvx2Halves = W == 8 && requires {
     requires Chunks::kHalf;
   };
