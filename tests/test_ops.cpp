@@ -2,15 +2,18 @@
 // sizes that are not multiples of any vector width.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mamba/ops/activations.hpp>
 #include <mamba/ops/half.hpp>
 #include <mamba/ops/matmul.hpp>
 #include <mamba/ops/quant.hpp>
 #include <mamba/ops/rmsnorm.hpp>
+#include <mamba/ops/threads.hpp>
 #include <mamba/ssm/conv.hpp>
 #include <mamba/ssm/discretize.hpp>
 #include <mamba/ssm/scan.hpp>
+#include <mutex>
 #include <random>
 #include <utility>
 #include <vector>
@@ -30,6 +33,46 @@ std::vector<double> random_vector(size_t n, uint32_t seed, double lo = -1, doubl
 template <class T>
 std::vector<T> cast(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
+}
+
+TEST(ParallelFor, CoversEveryIndexOnceInShrinkingGrainAlignedParts) {
+  for (int threads : {1, 2, 3, 8}) {
+    mamba::set_num_threads(threads);
+    for (int64_t grain : {1, 16, 1000})
+      for (int64_t n : {1, 15, 16, 17, 999, 4097, 100003}) {
+        SCOPED_TRACE(testing::Message() << threads << " threads, n " << n << ", grain " << grain);
+        const int64_t units = (n + grain - 1) / grain;
+        std::mutex m;
+        std::vector<std::pair<int64_t, int64_t>> parts;
+        mamba::parallel_for(n, grain, int64_t{1} << 40, [&](int64_t b, int64_t e) {
+          // inside a split job, a nested call runs on the calling thread, as one part
+          int nested = 0;
+          mamba::parallel_for(4, 1, int64_t{1} << 40, [&](int64_t, int64_t) { ++nested; });
+          const std::lock_guard lock(m);
+          if (threads > 1 && units > 1) {
+            EXPECT_EQ(nested, 1);
+          }
+          parts.emplace_back(b, e);
+        });
+        std::sort(parts.begin(), parts.end());
+        ASSERT_FALSE(parts.empty());
+        EXPECT_EQ(parts.front().first, 0);
+        EXPECT_EQ(parts.back().second, n);
+        EXPECT_LE(static_cast<int64_t>(parts.size()), std::min<int64_t>(units, 4 * threads));
+        for (size_t i = 0; i < parts.size(); ++i) {
+          EXPECT_LT(parts[i].first, parts[i].second);
+          EXPECT_EQ(parts[i].first % grain, 0);
+          if (i + 1 < parts.size()) {
+            EXPECT_EQ(parts[i].second, parts[i + 1].first);
+            // the last part may be cut short by n
+            if (i + 2 < parts.size()) {
+              EXPECT_GE(parts[i].second - parts[i].first, parts[i + 1].second - parts[i + 1].first);
+            }
+          }
+        }
+      }
+  }
+  mamba::set_num_threads(0);
 }
 
 TEST(Activations, MatchTheirDefinitions) {
