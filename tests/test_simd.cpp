@@ -395,7 +395,7 @@ TYPED_TEST(SimdTest, ScanSequenceMatchesTheScalarScan) {
 }
 
 TYPED_TEST(SimdTest, ScanStepMatchesTheScalarStep) {
-  for (int64_t N : {16, 5, 23}) {
+  for (int64_t N : {16, 5, 23, 8, 32}) {
     const int64_t E = 37;
     SCOPED_TRACE(N);
     const auto x = random_floats(E, 1), dt = random_floats(E, 2, 0.001f, 0.5f),

@@ -9,15 +9,41 @@
 
 namespace mamba::simd::kernels {
 
+// Channel c of one token, N = d_state: h[c,:] = exp(dt[c] A[c,:]) h[c,:] + dt[c] x[c] B, and
+// h[c,:] * C summed into the W lanes of a register.
+template <class O>
+inline typename O::F scan_channel(int64_t c, int64_t N, const float* x, const float* dt,
+                                  const float* A, const float* B, const float* C, float* h) {
+  constexpr int W = O::W;
+  float* hc = h + c * N;
+  const float* Ac = A + c * N;
+  const auto dtc = O::set1(dt[c]), dx = O::set1(dt[c] * x[c]);
+  auto acc = O::zero();
+  int64_t n = 0;
+  for (; n + W <= N; n += W) {
+    const auto dA = exp<O>(O::mul(dtc, O::load(Ac + n)));
+    const auto hn = O::fma(dA, O::load(hc + n), O::mul(dx, O::load(B + n)));
+    O::store(hc + n, hn);
+    acc = O::fma(hn, O::load(C + n), acc);
+  }
+  if (n < N) {
+    const int r = int(N - n);
+    const auto dA = exp<O>(O::mul(dtc, O::load_part(Ac + n, r)));
+    const auto hn = O::fma(dA, O::load_part(hc + n, r), O::mul(dx, O::load_part(B + n, r)));
+    O::store_part(hc + n, hn, r);
+    acc = O::fma(hn, O::load_part(C + n, r), acc);
+  }
+  return acc;
+}
+
 // Channels [c0, c1) of one token, N = d_state:
 //   h[c,:] = exp(dt[c] A[c,:]) h[c,:] + dt[c] x[c] B     y[c] = h[c,:] . C + D[c] x[c]
 template <class O>
 inline void scan_step(int64_t c0, int64_t c1, int64_t N, const float* x, const float* dt,
                       const float* A, const float* B, const float* C, const float* D, float* h,
                       float* y) {
-  constexpr int W = O::W;
   if constexpr (requires(const typename O::F* a) { O::reduce16(a); }) {
-    if (N == W) {  // d_state 16 on AVX-512: 16 channels at a time, one register each
+    if (N == O::W) {  // d_state 16 on AVX-512: 16 channels at a time, one register each
       constexpr int64_t kAhead = 32;
       for (; c0 + 16 <= c1; c0 += 16) {
         typename O::F acc[16];
@@ -40,27 +66,18 @@ inline void scan_step(int64_t c0, int64_t c1, int64_t N, const float* x, const f
       }
     }
   }
-  for (int64_t c = c0; c < c1; ++c) {
-    float* hc = h + c * N;
-    const float* Ac = A + c * N;
-    const auto dtc = O::set1(dt[c]), dx = O::set1(dt[c] * x[c]);
-    auto acc = O::zero();
-    int64_t n = 0;
-    for (; n + W <= N; n += W) {
-      const auto dA = exp<O>(O::mul(dtc, O::load(Ac + n)));
-      const auto hn = O::fma(dA, O::load(hc + n), O::mul(dx, O::load(B + n)));
-      O::store(hc + n, hn);
-      acc = O::fma(hn, O::load(C + n), acc);
+  if constexpr (requires(const typename O::F* a) { O::reduce8(a); }) {
+    // 8 channels at a time (AVX2), their 8 sums reduced in one transposing tree: 10-18% faster
+    // than a reduction per channel from cache (d_state 16, 1 thread). A decoded token's scan
+    // reads A and the state from memory, and does not gain; batch-8 gains 0.4-1.9%.
+    for (; c0 + 8 <= c1; c0 += 8) {
+      typename O::F acc[8];
+      for (int k = 0; k < 8; ++k) acc[k] = scan_channel<O>(c0 + k, N, x, dt, A, B, C, h);
+      O::store(y + c0, O::fma(O::load(D + c0), O::load(x + c0), O::reduce8(acc)));
     }
-    if (n < N) {
-      const int r = int(N - n);
-      const auto dA = exp<O>(O::mul(dtc, O::load_part(Ac + n, r)));
-      const auto hn = O::fma(dA, O::load_part(hc + n, r), O::mul(dx, O::load_part(B + n, r)));
-      O::store_part(hc + n, hn, r);
-      acc = O::fma(hn, O::load_part(C + n, r), acc);
-    }
-    y[c] = O::reduce(acc) + D[c] * x[c];
   }
+  for (int64_t c = c0; c < c1; ++c)
+    y[c] = O::reduce(scan_channel<O>(c, N, x, dt, A, B, C, h)) + D[c] * x[c];
 }
 
 // The largest d_state scan_sequence holds (its state buffer is on the stack).
