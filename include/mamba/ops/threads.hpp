@@ -53,9 +53,10 @@ inline void set_num_threads(int n) {
 // Jobs below kParallelWork run on the calling thread: every parallel region ends in a barrier,
 // and on a machine whose cores are busy with other work a barrier can wait a whole scheduler time
 // slice for a descheduled thread (one decoded token opens ~100 regions), so only jobs long enough
-// to hide that are split. A region costs about 2.4 us on 2 threads here; 128 KiB is 10 us of
-// weight streaming, and splits the 8-bit conv and x_proj of a mamba-130m token (0.2 MB), which
-// 256 KiB left to one thread.
+// to hide that are split. A region costs about 2.4 us on 2 threads on the AVX-512 machine, 0.9-1.3
+// us on the AVX2 one (empty parts, warmed: about a bare OpenMP region's 0.8-0.9 us, so 0.1 ms of
+// a 5.4 ms Q4_0 token there); 128 KiB is 10 us of weight streaming, and splits the 8-bit conv and
+// x_proj of a mamba-130m token (0.2 MB), which 256 KiB left to one thread.
 inline constexpr int64_t kParallelWork = int64_t{1} << 17;
 
 template <class F>
