@@ -211,18 +211,21 @@ struct Q4_0Pair {
     return _mm256_fmadd_ps(_mm256_mul_ps(d, dx), _mm256_cvtepi32_ps(s), acc);
   }
 };
+// Four pairs a step, four accumulators: against two, a decoded Q4_0 token took 2% less time on 2
+// threads (two token-by-token A/Bs; 1 thread 1-4%).
 inline float dot_q4_0(const std::byte* row, const std::byte* xp, int64_t n) {
   constexpr int64_t PB = Q4_0Pair::kBytes, XB = kQ4_0PairBytes;
   const int64_t nb = n / 32;
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  __m256 a[4];
+  for (auto& v : a) v = _mm256_setzero_ps();
   int64_t k = 0;  // pairs
-  for (; 2 * k + 4 <= nb; k += 2) {
-    prefetch_ahead(row + k * PB, 2 * PB);
-    a0 = Q4_0Pair(row + k * PB, true).term(xp + k * XB, a0);
-    a1 = Q4_0Pair(row + (k + 1) * PB, true).term(xp + (k + 1) * XB, a1);
+  for (; 2 * k + 8 <= nb; k += 4) {
+    prefetch_ahead(row + k * PB, 4 * PB);
+    for (int j = 0; j < 4; ++j)
+      a[j] = Q4_0Pair(row + (k + j) * PB, true).term(xp + (k + j) * XB, a[j]);
   }
-  for (; 2 * k < nb; ++k) a0 = Q4_0Pair(row + k * PB, 2 * k + 1 < nb).term(xp + k * XB, a0);
-  return reduce_add(_mm256_add_ps(a0, a1));
+  for (; 2 * k < nb; ++k) a[0] = Q4_0Pair(row + k * PB, 2 * k + 1 < nb).term(xp + k * XB, a[0]);
+  return reduce_add(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
 }
 template <int NB>
 inline void dot_q4_0_multi(const std::byte* row, const std::byte* xp, int64_t bytes, int64_t n,
