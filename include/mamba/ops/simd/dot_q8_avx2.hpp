@@ -20,6 +20,7 @@
 #include "mamba/ops/half.hpp"
 #include "mamba/ops/quant.hpp"
 #include "mamba/ops/simd/dot.hpp"
+#include "mamba/ops/simd/ops_avx2.hpp"
 
 namespace mamba::simd::avx2_int8 {
 
@@ -138,27 +139,12 @@ inline void dot_q8_0_multi(const std::byte* row, const std::byte* xp, int64_t by
   for (int v = 0; v < NB; ++v) y[v * ldy] = reduce_add(acc[v]);
 }
 
-// Q8_0 rows against 8 vectors, for which the per-vector float work of dot_q8_0_multi (convert,
-// scale, add: 3 of its 6 operations per block and vector) is done once for all 8: per block, the
-// 8 vectors' int32 sums are reduced into one register (lane v: vector v) by a transposing tree of
-// unpacks and adds (a vphaddd takes 4 unpacks' throughput on Zen 3), then converted and scaled with
-// the 8 vectors' scales dx8 (8 floats per block). 8-14% faster on the AVX2 machine at 8 vectors;
-// fewer vectors leave too much of the tree empty to gain.
-inline __m256i reduce8_epi32(const __m256i* m) {
-  // per 128-bit half: a0+a2, b0+b2, a1+a3, b1+b3
-  auto pair = [](__m256i a, __m256i b) {
-    return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-  };
-  // per 128-bit half: the sums of a's two vectors' lanes, then of b's
-  auto quad = [](__m256i a, __m256i b) {
-    return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
-  };
-  const __m256i lo = quad(pair(m[0], m[1]), pair(m[2], m[3]));
-  const __m256i hi = quad(pair(m[4], m[5]), pair(m[6], m[7]));
-  return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
-                          _mm256_permute2x128_si256(lo, hi, 0x31));
-}
-// y[v * ldy] = row . vector v (packed at xp + v * bytes) for v < 8
+// Q8_0 rows against 8 vectors: y[v * ldy] = row . vector v (packed at xp + v * bytes), v < 8.
+// The per-vector float work of dot_q8_0_multi (convert, scale, add: 3 of its 6 operations per
+// block and vector) is done once for all 8: per block, the 8 vectors' int32 sums are reduced into
+// one register (lane v: vector v) by Avx2Ops::reduce8, then converted and scaled with the 8
+// vectors' scales dx8 (8 floats per block). 8-14% faster on the AVX2 machine at 8 vectors; fewer
+// vectors leave too much of the tree empty to gain.
 inline void dot_q8_0_multi8(const std::byte* row, const std::byte* xp, int64_t bytes, int64_t n,
                             const float* dx8, float* y, int64_t ldy) {
   constexpr int64_t BB = Q8_0Block::kBytes;
@@ -172,7 +158,7 @@ inline void dot_q8_0_multi8(const std::byte* row, const std::byte* xp, int64_t b
           _mm256_maddubs_epi16(w.abs_w, _mm256_sign_epi8(load256(xp + v * bytes + 32 * b), w.w)),
           ones16());
     const __m256 d = _mm256_mul_ps(_mm256_set1_ps(w.d), _mm256_loadu_ps(dx8 + 8 * b));
-    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(reduce8_epi32(m)), acc);
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(Avx2Ops::reduce8(m)), acc);
   }
   alignas(32) float sums[8];
   _mm256_store_ps(sums, acc);

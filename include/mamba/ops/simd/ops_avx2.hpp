@@ -80,14 +80,30 @@ struct Avx2Ops {
   static F select_eq(F a, F b, F x, F y) {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_EQ_OQ));
   }
-  // r[i] = sum of the lanes of a[i], for 8 registers at once (a transposing tree of hadds)
+  // r[i] = sum of the lanes of a[i], for 8 registers at once: a transposing tree of unpacks and
+  // adds (vhaddps and vphaddd take four unpacks' throughput on Zen 3), each register's lanes added
+  // as ((0 + 2) + (1 + 3)) + ((4 + 6) + (5 + 7)). Float lanes, or int32 (add_epi32).
+  template <class Add>
+  static I transpose_sum8(const I* a, Add add) {
+    auto pair = [&](I x, I y) {  // per 128-bit half: x0+x2, y0+y2, x1+x3, y1+y3
+      return add(_mm256_unpacklo_epi32(x, y), _mm256_unpackhi_epi32(x, y));
+    };
+    auto quad = [&](I x, I y) {  // per 128-bit half: x's two registers' sums, then y's
+      return add(_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y));
+    };
+    const I lo = quad(pair(a[0], a[1]), pair(a[2], a[3]));
+    const I hi = quad(pair(a[4], a[5]), pair(a[6], a[7]));
+    return add(_mm256_permute2x128_si256(lo, hi, 0x20), _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
   static F reduce8(const F* a) {
-    const F h01 = _mm256_hadd_ps(a[0], a[1]), h23 = _mm256_hadd_ps(a[2], a[3]);
-    const F h45 = _mm256_hadd_ps(a[4], a[5]), h67 = _mm256_hadd_ps(a[6], a[7]);
-    // lane i of each 128-bit half: a part of the sum of a[i] (lo) or a[4 + i] (hi)
-    const F lo = _mm256_hadd_ps(h01, h23), hi = _mm256_hadd_ps(h45, h67);
-    return _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20),
-                         _mm256_permute2f128_ps(lo, hi, 0x31));
+    I bits[8];
+    for (int k = 0; k < 8; ++k) bits[k] = _mm256_castps_si256(a[k]);
+    return _mm256_castsi256_ps(transpose_sum8(bits, [](I x, I y) {
+      return _mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(x), _mm256_castsi256_ps(y)));
+    }));
+  }
+  static I reduce8(const I* a) {
+    return transpose_sum8(a, [](I x, I y) { return _mm256_add_epi32(x, y); });
   }
   static float reduce(F a) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
