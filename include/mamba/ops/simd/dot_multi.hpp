@@ -4,6 +4,7 @@
 // decode is compute-bound, so the decoding is what a block type costs on top of the FMAs: a
 // 32-value Q8_0 block is two sign-extensions, two conversions and two scalings (AVX-512) for 16
 // FMAs with 8 vectors. Scalar twin: vec_dot_row in ops/quant.hpp, one vector at a time.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -139,6 +140,17 @@ inline void in_register(F& v) {
 #endif
 }
 
+// The sums of W registers in one, lane i the sum of a[i] (a transposing tree), where the ISA has
+// one.
+template <class O>
+inline auto reduce_lanes(const typename O::F* a) -> decltype(O::reduce16(a)) {
+  return O::reduce16(a);
+}
+template <class O>
+inline auto reduce_lanes(const typename O::F* a) -> decltype(O::reduce8(a)) {
+  return O::reduce8(a);
+}
+
 // f.template operator()<B, G>() for the groups of vectors [B, B + G) that split [B0, NB) into
 // groups of at most kGroup, in order.
 template <int B0, int NB, int kGroup, class F>
@@ -156,51 +168,66 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
   using F = typename O::F;
   constexpr int W = O::W, V = Chunks::V;
   // R * kGroup accumulators, R * V weights and a vector of X must fit the registers. On AVX2,
-  // F16 and BF16 rows go two at a time against 4 vectors at a time (the second group reads the
-  // two rows again, from L1), so that two rows share each load of X: 8 vectors of 768 or 1536
-  // values, 1 thread, from L2: F16 50 -> 67-74 GFLOP/s, BF16 49 -> 57-72; out_proj from
-  // memory: F16 31-36 -> 42-52. Rows of a few values lose (dt_proj's 48: 40 -> 26), and F32,
-  // whose weights are loaded as they are, lost 5-10%. (AVX-512, 32 registers: 8 vectors.)
+  // F16 and BF16 rows go three at a time against 4 vectors at a time: 12 accumulators, 3 rows'
+  // weights and the vector of X fill the 16 registers, and each load of X feeds 3 FMAs (the
+  // second group reads the rows again, from L1). Loads are what limits: this core gave 1.5
+  // 256-bit loads a cycle from L1. Against two rows at a time, with the prefetch below and the
+  // rows and vectors held in registers, alternated in one process (8 vectors, 2 threads, from
+  // memory): F16 in_proj (3072 x 768) 72 -> 93 GFLOP/s, out_proj 73 -> 87, the 50280-row lm_head
+  // 79 -> 102, BF16 in_proj 68 -> 87; 1 thread from L2 50 -> 59; dt_proj's rows of 48 values
+  // unchanged. One row against all 8 vectors was slower still (50 against two rows' 67-74 from
+  // L2). F32, whose weights are loaded as they are, lost 5-10% with two rows. (AVX-512, 32
+  // registers: 8 vectors.)
   constexpr bool kAvx2Halves = W == 8 && requires {
     requires Chunks::kHalf;
   };
-  constexpr int R = (W >= 16 && V <= 4) || kAvx2Halves ? 2 : 1;
+  constexpr int R = kAvx2Halves ? 3 : W >= 16 && V <= 4 ? 2 : 1;
   constexpr int kGroup = kAvx2Halves ? 4 : NB;
+  constexpr int kGroups = (NB + kGroup - 1) / kGroup;
   const int64_t nc = Chunks::chunks(n);
   // The weights stream from memory (the model is far larger than the caches) and, with NB
   // vectors' FMAs per weight, slowly enough that the hardware prefetchers fall behind at the 4 KiB
   // pages: without this, F32 and F16 in_proj (3072 x 768) ran at 25-35 GFLOP/s from memory and
-  // 70-80 from L3. So each chunk prefetches its place kAhead rows on into L2 (not L1: with
-  // 1536-wide vectors, X fills most of it); cb: a chunk's bytes, about. (A second group of
-  // vectors reads the rows again, from L1.)
+  // 70-80 from L3. So the rows kAhead rows on are prefetched into L2 (not L1: with 1536-wide
+  // vectors, X fills most of it) while these R rows are multiplied: the R rows' bytes spread
+  // evenly over every group's chunks, `step` bytes a chunk, so that the memory is kept busy
+  // through all the groups (with a prefetch only in the first group, three AVX2 F16 rows
+  // against 8 vectors ran 3-16% slower from memory).
+  // A step is at most 128 bytes (two rows of AVX-512 F32 chunks); 0 in a range of fewer than R
+  // rows, which has no rows on.
   constexpr int64_t kAhead = 4;
-  const int64_t cb = nc > 0 ? stride / nc : 0;
+  const int64_t steps = kGroups * nc;
+  const int64_t step = steps > 0 && r1 - r0 >= R ? R * stride / steps : 0;
   for (int64_t r = r0; r < r1; r += R) {
-    const int nr = r + R <= r1 ? R : 1;
+    const int nr = r + R <= r1 ? R : int(r1 - r);
     const std::byte* w[R];
     for (int k = 0; k < R; ++k) w[k] = rows + (r + (k < nr ? k : 0)) * stride;
-    const std::byte* pf[R];  // the same place kAhead rows on (the last row of the range at most)
-    for (int k = 0; k < R; ++k) {
-      const int64_t a = r + k + kAhead;
-      pf[k] = rows + (a < r1 ? a : r1 - 1) * stride;
-    }
+    // the R rows kAhead on, or the range's last R rows
+    const std::byte* ahead = rows + std::max(std::min(r + kAhead, r1 - R), r0) * stride;
     for_groups<0, NB, kGroup>([&]<int B, int G>() {
       const float* Xg = X + B * ldx;
       float* Yg = Y + B * ldy;
       F acc[R][G];
       for (int k = 0; k < R; ++k)
         for (int b = 0; b < G; ++b) acc[k][b] = O::zero();
-      for (int64_t c = 0; c < nc; ++c) {
+      // the rows and vectors held here: read through the closure, GCC loaded them again for
+      // every chunk (three rows: 3 loads more for 7 of the kernel's own)
+      const std::byte* wg[R];
+      for (int k = 0; k < R; ++k) wg[k] = w[k];
+      const float* xg[G];
+      for (int b = 0; b < G; ++b) xg[b] = Xg + b * ldx;
+      const std::byte* pf = ahead + B / kGroup * nc * step;
+      for (int64_t c = 0; c < nc; ++c, pf += step) {
 #if defined(__GNUC__) || defined(__clang__)
-        if constexpr (B == 0)
-          for (int k = 0; k < R; ++k) __builtin_prefetch(pf[k] + c * cb, 0, 2);  // to L2
+        __builtin_prefetch(pf, 0, 2);
+        if (step > 64) __builtin_prefetch(pf + 64, 0, 2);
 #endif
         F wv[R][V];
         int64_t off[R][V];
-        for (int k = 0; k < R; ++k) Chunks::decode(w[k], c, wv[k], off[k]);
+        for (int k = 0; k < R; ++k) Chunks::decode(wg[k], c, wv[k], off[k]);
         for (int v = 0; v < V; ++v)
           for (int b = 0; b < G; ++b) {
-            F xv = O::load(Xg + b * ldx + off[0][v]);
+            F xv = O::load(xg[b] + off[0][v]);
             if constexpr (R > 1) in_register(xv);
             for (int k = 0; k < R; ++k) acc[k][b] = O::fma(wv[k][v], xv, acc[k][b]);
           }
@@ -216,14 +243,17 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
           }
         }
       }
-      if constexpr (requires(const F* a) { O::reduce16(a); }) {
-        // all R * G <= 16 sums at once (reduce16's transposing tree: about a third of the
-        // instructions of one reduce each, which cost 10% of an F16 in_proj at 8 vectors)
-        static_assert(R * G <= 16);
-        F all[16];
-        for (int i = 0; i < 16; ++i) all[i] = i < R * G ? acc[i / G][i % G] : O::zero();
-        alignas(64) float sums[16];
-        O::store(sums, O::reduce16(all));
+      if constexpr (requires(const F* a) { reduce_lanes<O>(a); }) {
+        // the R * G sums W at a time (a transposing tree: about a third of the instructions of
+        // one reduce each, which cost 10% of an F16 in_proj at 8 vectors on AVX-512)
+        constexpr int N = R * G;
+        alignas(64) float sums[(N + W - 1) / W * W];
+        for (int i0 = 0; i0 < N; i0 += W) {
+          F lanes[W];
+          for (int i = 0; i < W; ++i)
+            lanes[i] = i0 + i < N ? acc[(i0 + i) / G][(i0 + i) % G] : O::zero();
+          O::store(sums + i0, reduce_lanes<O>(lanes));
+        }
         for (int k = 0; k < nr; ++k)
           for (int b = 0; b < G; ++b) Yg[b * ldy + r + k] = sums[k * G + b];
       } else {
