@@ -237,9 +237,9 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
         if (i < n) {
           const int rest = int(n - i);
           for (int k = 0; k < R; ++k) {
-            const F wv = Chunks::tail(w[k], i, rest);
+            const F wv = Chunks::tail(wg[k], i, rest);
             for (int b = 0; b < G; ++b)
-              acc[k][b] = O::fma(wv, O::load_part(Xg + b * ldx + i, rest), acc[k][b]);
+              acc[k][b] = O::fma(wv, O::load_part(xg[b] + i, rest), acc[k][b]);
           }
         }
       }
