@@ -200,8 +200,6 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
   const int64_t step = steps > 0 && r1 - r0 >= R ? R * stride / steps : 0;
   for (int64_t r = r0; r < r1; r += R) {
     const int nr = r + R <= r1 ? R : int(r1 - r);
-    const std::byte* w[R];
-    for (int k = 0; k < R; ++k) w[k] = rows + (r + (k < nr ? k : 0)) * stride;
     // the R rows kAhead on, or the range's last R rows
     const std::byte* ahead = rows + std::max(std::min(r + kAhead, r1 - R), r0) * stride;
     for_groups<0, NB, kGroup>([&]<int B, int G>() {
@@ -210,10 +208,10 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
       F acc[R][G];
       for (int k = 0; k < R; ++k)
         for (int b = 0; b < G; ++b) acc[k][b] = O::zero();
-      // the rows and vectors held here: read through the closure, GCC loaded them again for
-      // every chunk (three rows: 3 loads more for 7 of the kernel's own)
+      // the rows and vectors made here: made once for all groups and read through the closure,
+      // GCC loaded them again for every chunk (three rows: 3 loads more for 7 of the kernel's own)
       const std::byte* wg[R];
-      for (int k = 0; k < R; ++k) wg[k] = w[k];
+      for (int k = 0; k < R; ++k) wg[k] = rows + (r + (k < nr ? k : 0)) * stride;
       const float* xg[G];
       for (int b = 0; b < G; ++b) xg[b] = Xg + b * ldx;
       const std::byte* pf = ahead + B / kGroup * nc * step;

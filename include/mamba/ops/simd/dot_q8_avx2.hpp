@@ -450,9 +450,10 @@ inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, in
   }
   if (multi_scales_bytes(t, n, nb) == 0) return;
   auto* dx8 = reinterpret_cast<float*>(out + nb * bytes);
-  for (int64_t v = 0; v < nb / 8 * 8; ++v)
-    for (int64_t b = 0; b < n / 32; ++b)
-      dx8[(v / 8 * (n / 32) + b) * 8 + v % 8] = q8_0_scales(out + v * bytes, n)[b];
+  for (int64_t v = 0; v < nb / 8 * 8; ++v) {
+    const float* dx = q8_0_scales(out + v * bytes, n);
+    for (int64_t b = 0; b < n / 32; ++b) dx8[(v / 8 * (n / 32) + b) * 8 + v % 8] = dx[b];
+  }
 }
 // Y[v * ldy + r] = row r . vector v for rows [r0, r1) and v < nb: each row read once for 8
 // vectors.
