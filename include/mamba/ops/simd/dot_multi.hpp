@@ -208,8 +208,9 @@ inline void dot_rows_chunks(const std::byte* rows, int64_t stride, int64_t r0, i
       F acc[R][G];
       for (int k = 0; k < R; ++k)
         for (int b = 0; b < G; ++b) acc[k][b] = O::zero();
-      // the rows and vectors made here: made once for all groups and read through the closure,
-      // GCC loaded them again for every chunk (three rows: 3 loads more for 7 of the kernel's own)
+      // each group makes its own row and vector pointers: made once outside the groups and read
+      // through the closure, GCC loaded them again every chunk (three rows: 3 loads more for the
+      // kernel's own 7)
       const std::byte* wg[R];
       for (int k = 0; k < R; ++k) wg[k] = rows + (r + (k < nr ? k : 0)) * stride;
       const float* xg[G];
