@@ -42,8 +42,9 @@ struct Options {
 
 const char* kUsage =
     "usage: mamba-generate [options]\n"
-    "  -m, --model PATH        checkpoint directory, .safetensors file (config.json beside it)\n"
-    "                          or .gguf file (default: the model shipped in the repository)\n"
+    "  -m, --model PATH        checkpoint directory, .safetensors or pytorch_model.bin file\n"
+    "                          (config.json beside it) or .gguf file (default: the model\n"
+    "                          shipped in the repository)\n"
     "  -p, --prompt TEXT       the prompt\n"
     "  -f, --file FILE         read the prompt from FILE\n"
     "      --tokens IDS        the prompt as comma-separated token ids\n"

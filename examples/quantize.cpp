@@ -2,7 +2,8 @@
 //
 //   mamba-quantize INPUT OUTPUT.gguf TYPE
 //
-// INPUT: a Hugging Face directory, a .safetensors file (config.json beside it) or a .gguf.
+// INPUT: a Hugging Face or state-spaces directory, a .safetensors or pytorch_model.bin file
+// (config.json beside it) or a .gguf.
 // TYPE: f32 f16 bf16 q8_0 q4_0 q4_k q6_k q4_k_m. Which tensors are quantized, the fallbacks
 // and the Q4_K_M mix follow llama.cpp (see mamba/io/gguf_export.hpp). The tokenizer goes into
 // tokenizer.ggml.* from a tokenizer.json beside the input, or is copied from a GGUF input.
@@ -24,7 +25,8 @@ namespace {
 
 const char* kUsage =
     "usage: mamba-quantize INPUT OUTPUT.gguf TYPE\n"
-    "  INPUT   Hugging Face model directory, .safetensors file (config.json beside it) or .gguf\n"
+    "  INPUT   model directory, .safetensors or pytorch_model.bin file (config.json beside\n"
+    "          it) or .gguf\n"
     "  TYPE    f32 | f16 | bf16 | q8_0 | q4_0 | q4_k | q6_k | q4_k_m\n";
 
 double mib(uint64_t b) {

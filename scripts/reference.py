@@ -4,7 +4,8 @@
     /usr/bin/python3 scripts/reference.py [--out tests/fixtures]
 
 Each fixture is a directory holding a checkpoint as a user would download it (config.json plus
-safetensors, in the layout the case is about) and:
+safetensors, or the pytorch_model.bin that the original state-spaces repositories ship, in the
+layout the case is about) and:
     reference.json   {"case": ..., "tokens": [...], "vocab_size": V, "dtype": ...}
     logits.bin       float64 little-endian, row-major [n_tokens][vocab_size], from mamba_ref.forward
 The reference runs in float64 on exactly the values the checkpoint stores (rounded to its dtype).
@@ -15,6 +16,7 @@ N_TOKENS_MAMBA2 tokens, so that prefixes shorter than, equal to, a multiple of a
 of the chunk length can be prefilled.
 """
 import argparse
+import collections
 import json
 import os
 import shutil
@@ -39,6 +41,10 @@ CASES = {
     # original state-spaces naming and config; vocab 45 padded to 48
     "state_spaces": (dict(d_model=32, n_layer=2, vocab_size=48, d_state=12), 3,
                      dict(state_spaces=True, unpadded_vocab=45)),
+    # the same, as those repositories ship it: torch.save's pytorch_model.bin of a state_dict,
+    # lm_head.weight sharing the embedding's storage
+    "state_spaces_bin": (dict(d_model=32, n_layer=2, vocab_size=48, d_state=12), 3,
+                         dict(state_spaces=True, unpadded_vocab=45, torch_bin=True)),
     "bf16": (dict(d_model=16, n_layer=2, vocab_size=40, d_state=8), 4, dict(dtype="BF16")),
     "f16": (dict(d_model=16, n_layer=2, vocab_size=40, d_state=8), 5, dict(dtype="F16")),
     # two shards with an index, conv weight stored 2-D (d_inner, d_conv), no conv bias
@@ -68,9 +74,30 @@ MAMBA2_CASES = {
                        chunk_size=16, D_has_hdim=True, time_step_limit=(0.002, 0.08)), 23,
                   dict(state_spaces=True, unpadded_vocab=45, pad_vocab_size_multiple=16,
                        dtype="BF16")),
+    # the same as a pytorch_model.bin of BF16 storages, its dict a plain one
+    "mamba2_ss_bin": (dict(d_model=32, n_layer=2, vocab_size=48, d_state=16, headdim=16,
+                           ngroups=2, chunk_size=16, D_has_hdim=True,
+                           time_step_limit=(0.002, 0.08)), 23,
+                      dict(state_spaces=True, unpadded_vocab=45, pad_vocab_size_multiple=16,
+                           dtype="BF16", torch_bin=True)),
 }
 
 N_TOKENS_MAMBA2 = 21
+
+
+def write_torch_bin(path, params, dtype, state_dict):
+    """torch.save of the weights, as the original state-spaces checkpoints are stored: a tied
+    model's lm_head.weight is the embedding tensor itself (one storage, two names). With
+    state_dict, the dict is what Module.state_dict() returns (an OrderedDict carrying
+    _metadata); else a plain dict, as conversion scripts write."""
+    sd = {k: v.to(dtype).contiguous() for k, v in params.items()}
+    if "lm_head.weight" not in sd:
+        sd["lm_head.weight"] = sd["backbone.embedding.weight"]
+    if state_dict:
+        sd = collections.OrderedDict(sd)
+        sd._metadata = collections.OrderedDict(
+            [("", {"version": 1}), ("backbone", {"version": 1}), ("lm_head", {"version": 1})])
+    torch.save(sd, path)
 
 
 def write_case(out_dir, name, cfg_args, seed, how):
@@ -100,7 +127,9 @@ def write_case(out_dir, name, cfg_args, seed, how):
         json.dump(conf, f, indent=2)
 
     shards = how.get("shards", 1)
-    if shards == 1:
+    if how.get("torch_bin"):
+        write_torch_bin(os.path.join(d, "pytorch_model.bin"), params, DTYPES[dtype], True)
+    elif shards == 1:
         ref.write_safetensors(os.path.join(d, "model.safetensors"), params, DTYPES[dtype])
     else:
         names = list(params)
@@ -141,7 +170,10 @@ def write_mamba2_case(out_dir, name, cfg_args, seed, how):
         conf = ref2.hf_config_json(cfg)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(conf, f, indent=2)
-    ref2.write_safetensors(os.path.join(d, "model.safetensors"), params, DTYPES[dtype])
+    if how.get("torch_bin"):
+        write_torch_bin(os.path.join(d, "pytorch_model.bin"), params, DTYPES[dtype], False)
+    else:
+        ref2.write_safetensors(os.path.join(d, "model.safetensors"), params, DTYPES[dtype])
     with open(os.path.join(d, "reference.json"), "w") as f:
         json.dump({"case": name, "tokens": tokens, "vocab_size": cfg["vocab_size"],
                    "dtype": dtype, "arch": "mamba2", "chunk_size": cfg["chunk_size"]}, f)

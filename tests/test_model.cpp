@@ -8,15 +8,20 @@
 
 namespace {
 
-const char* kCases[] = {"tiny",    "untied_bias", "state_spaces", "bf16",
-                        "f16",     "sharded",     "falcon",       "bytes"};
+// state_spaces_bin: the state_spaces weights as torch.save's pytorch_model.bin, tied by storage
+const char* kCases[] = {"tiny",    "untied_bias", "state_spaces", "state_spaces_bin", "bf16", "f16",
+                        "sharded", "falcon",      "bytes"};
 
 template <class T>
 double tolerance();
 template <>
-double tolerance<float>() { return 1e-5; }
+double tolerance<float>() {
+  return 1e-5;
+}
 template <>
-double tolerance<double>() { return 1e-12; }
+double tolerance<double>() {
+  return 1e-12;
+}
 
 template <class T>
 class ModelTest : public ::testing::Test {};

@@ -12,8 +12,9 @@
 namespace {
 
 // ngroups 1 / 2, headdim 8 / 6 / 16, d_state 12 / 10 / 16, chunk 8 / 8 / 16, D per head and per
-// channel, time_step_limit clamping or not, HF and state-spaces layouts, F32 and BF16.
-const char* kCases[] = {"mamba2_tiny", "mamba2_groups", "mamba2_ss"};
+// channel, time_step_limit clamping or not, HF and state-spaces layouts, F32 and BF16, safetensors
+// and torch.save's pytorch_model.bin.
+const char* kCases[] = {"mamba2_tiny", "mamba2_groups", "mamba2_ss", "mamba2_ss_bin"};
 const mamba::ScanPath kPaths[] = {mamba::ScanPath::Auto, mamba::ScanPath::Recurrence,
                                   mamba::ScanPath::Chunked};
 

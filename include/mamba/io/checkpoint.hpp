@@ -2,8 +2,10 @@
 // A checkpoint on disk, whatever its format, seen as: a ModelConfig plus named tensor views in
 // Hugging Face naming and torch shape order. The model is built from this and nothing else.
 //
-//   directory/            config.json + model.safetensors, or + model.safetensors.index.json
+//   directory/            config.json + model.safetensors, or + model.safetensors.index.json,
+//                         or + pytorch_model.bin (torch.save, as the state-spaces repositories)
 //   file.safetensors      with config.json beside it
+//   file.bin, file.pt     a torch.save archive, with config.json beside it
 //   (file.gguf            see gguf_checkpoint.hpp)
 //
 // Names are normalised to HF's: the original state-spaces `backbone.embedding.weight` becomes
@@ -23,6 +25,7 @@
 #include "mamba/config.hpp"
 #include "mamba/error.hpp"
 #include "mamba/io/safetensors.hpp"
+#include "mamba/io/torch_file.hpp"
 #include "mamba/ops/dtype.hpp"
 
 namespace mamba {
@@ -72,6 +75,19 @@ inline void add_safetensors(Checkpoint& ck, const SafetensorsFile& f,
   }
 }
 
+// A torch.save archive: its tensors of the types the library computes with. Tied weights share
+// a storage and so their bytes.
+inline void add_torch(Checkpoint& ck, const TorchFile& f) {
+  ck.keep_alive.push_back(f.file());
+  for (const auto& [name, t] : f.tensors()) {
+    if (!t.dtype) continue;  // as for safetensors: the missing-tensor error names it if needed
+    const std::string key = normalise_tensor_name(name);
+    if (ck.tensors.count(key))
+      throw FormatError(f.path() + ": tensor '" + name + "' appears twice in the checkpoint");
+    ck.tensors.emplace(key, TensorRef{*t.dtype, t.shape, t.data, t.nbytes, f.path()});
+  }
+}
+
 inline nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open");
@@ -109,27 +125,34 @@ inline void add_sharded(Checkpoint& ck, const std::filesystem::path& index_path)
 
 }  // namespace detail
 
-// A directory or a .safetensors file (config.json beside it).
+// A directory, a .safetensors file or a torch.save file (config.json beside it).
 inline Checkpoint load_safetensors_checkpoint(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path p(path);
-  const fs::path dir = fs::is_directory(p) ? p : p.parent_path().empty() ? fs::path(".")
-                                                                           : p.parent_path();
+  const fs::path dir = fs::is_directory(p)       ? p
+                       : p.parent_path().empty() ? fs::path(".")
+                                                 : p.parent_path();
   Checkpoint ck;
   ck.path = path;
   const fs::path config = dir / "config.json";
   if (!fs::exists(config)) throw Error(path + ": no config.json beside the weights");
   ck.config = ModelConfig::from_file(config.string());
   if (!fs::is_directory(p)) {
-    detail::add_safetensors(ck, SafetensorsFile::open(p.string()));
+    const auto ext = p.extension();
+    if (is_torch_zip(p.string()) || ext == ".bin" || ext == ".pt" || ext == ".pth")
+      detail::add_torch(ck, TorchFile::open(p.string()));
+    else
+      detail::add_safetensors(ck, SafetensorsFile::open(p.string()));
   } else if (fs::exists(dir / "model.safetensors")) {
     detail::add_safetensors(ck, SafetensorsFile::open((dir / "model.safetensors").string()));
   } else if (fs::exists(dir / "model.safetensors.index.json")) {
     detail::add_sharded(ck, dir / "model.safetensors.index.json");
   } else if (fs::exists(dir / "pytorch_model.bin")) {
-    throw Error(path + ": pytorch_model.bin (pickle) is not read; convert it to safetensors");
+    detail::add_torch(ck, TorchFile::open((dir / "pytorch_model.bin").string()));
   } else {
-    throw Error(path + ": no model.safetensors or model.safetensors.index.json in the directory");
+    throw Error(path +
+                ": no model.safetensors, model.safetensors.index.json or pytorch_model.bin in the "
+                "directory");
   }
   if (fs::exists(dir / "tokenizer.json")) ck.tokenizer_json = (dir / "tokenizer.json").string();
   return ck;

@@ -29,7 +29,8 @@ class BasicModel {
  public:
   using State = BasicState<T>;
 
-  // A checkpoint directory, a .safetensors file beside its config.json, or a .gguf file.
+  // A checkpoint directory, a .safetensors or torch.save (pytorch_model.bin) file beside its
+  // config.json, or a .gguf file.
   static BasicModel load(const std::string& path) { return BasicModel(load_checkpoint(path)); }
 
   explicit BasicModel(const Checkpoint& ck)
