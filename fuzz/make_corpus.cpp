@@ -3,6 +3,8 @@
 // is deterministic; re-run it (build target mamba-fuzz-corpus) after a format change:
 //
 //   build-fuzz/bin/mamba-fuzz-corpus fuzz/corpus tests/fixtures
+//
+// fuzz/corpus/torch/ (torch.save archives) is written by fuzz/make_torch_seed.py instead.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
