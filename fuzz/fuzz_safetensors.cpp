@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Checkpoint ck;
     ck.path = f.path();
     ck.config = fuzz::micro_config();
-    detail::add_safetensors(ck, f);
+    detail::add_file(ck, f);
     const Model model(ck);
     auto state = model.new_state();
     const int32_t ids[] = {0, 7, 3};

@@ -18,7 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ck.path = f.path();
     ck.config = f.tensors().count("backbone.layers.0.mixer.dt_bias") ? fuzz::micro_mamba2_config()
                                                                      : fuzz::micro_config();
-    detail::add_torch(ck, f);
+    detail::add_file(ck, f);
     const Model model(ck);
     auto state = model.new_state();
     const int32_t ids[] = {0, 7, 3};

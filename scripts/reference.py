@@ -50,6 +50,9 @@ CASES = {
     # two shards with an index, conv weight stored 2-D (d_inner, d_conv), no conv bias
     "sharded": (dict(d_model=16, n_layer=3, vocab_size=29, d_conv=2, use_conv_bias=False), 6,
                 dict(shards=2, conv_2d=True)),
+    # the same as torch.save shards with a pytorch_model.bin.index.json
+    "sharded_bin": (dict(d_model=16, n_layer=3, vocab_size=29, d_conv=2, use_conv_bias=False), 6,
+                    dict(shards=2, conv_2d=True, torch_bin=True)),
     # a byte-level model (vocab 256), for the generation tests
     "bytes": (dict(d_model=16, n_layer=2, vocab_size=256, d_state=4), 8, dict()),
     # Falcon-Mamba: weightless RMSNorm on dt, B and C
@@ -85,13 +88,13 @@ MAMBA2_CASES = {
 N_TOKENS_MAMBA2 = 21
 
 
-def write_torch_bin(path, params, dtype, state_dict):
-    """torch.save of the weights, as the original state-spaces checkpoints are stored: a tied
-    model's lm_head.weight is the embedding tensor itself (one storage, two names). With
+def write_torch_bin(path, params, dtype, state_dict, tie=True):
+    """torch.save of the weights, as the original state-spaces checkpoints are stored: with tie,
+    a tied model's lm_head.weight is the embedding tensor itself (one storage, two names). With
     state_dict, the dict is what Module.state_dict() returns (an OrderedDict carrying
     _metadata); else a plain dict, as conversion scripts write."""
     sd = {k: v.to(dtype).contiguous() for k, v in params.items()}
-    if "lm_head.weight" not in sd:
+    if tie and "lm_head.weight" not in sd:
         sd["lm_head.weight"] = sd["backbone.embedding.weight"]
     if state_dict:
         sd = collections.OrderedDict(sd)
@@ -128,19 +131,24 @@ def write_case(out_dir, name, cfg_args, seed, how):
 
     shards = how.get("shards", 1)
     if how.get("torch_bin"):
-        write_torch_bin(os.path.join(d, "pytorch_model.bin"), params, DTYPES[dtype], True)
-    elif shards == 1:
-        ref.write_safetensors(os.path.join(d, "model.safetensors"), params, DTYPES[dtype])
+        def write(path, tensors):
+            write_torch_bin(path, tensors, DTYPES[dtype], True, tie=shards == 1)
+        stem, ext = "pytorch_model", ".bin"
+    else:
+        def write(path, tensors):
+            ref.write_safetensors(path, tensors, DTYPES[dtype])
+        stem, ext = "model", ".safetensors"
+    if shards == 1:
+        write(os.path.join(d, stem + ext), params)
     else:
         names = list(params)
         weight_map = {}
         for s in range(shards):
             part = names[s::shards]
-            fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-            ref.write_safetensors(os.path.join(d, fname), {k: params[k] for k in part},
-                                  DTYPES[dtype])
+            fname = f"{stem}-{s + 1:05d}-of-{shards:05d}{ext}"
+            write(os.path.join(d, fname), {k: params[k] for k in part})
             weight_map.update({k: fname for k in part})
-        with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        with open(os.path.join(d, stem + ext + ".index.json"), "w") as f:
             json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=2)
 
     with open(os.path.join(d, "reference.json"), "w") as f:

@@ -8,9 +8,10 @@
 
 namespace {
 
-// state_spaces_bin: the state_spaces weights as torch.save's pytorch_model.bin, tied by storage
-const char* kCases[] = {"tiny",    "untied_bias", "state_spaces", "state_spaces_bin", "bf16", "f16",
-                        "sharded", "falcon",      "bytes"};
+// state_spaces_bin: the state_spaces weights as torch.save's pytorch_model.bin, tied by storage;
+// sharded_bin: the sharded weights as torch.save shards with a pytorch_model.bin.index.json
+const char* kCases[] = {"tiny", "untied_bias", "state_spaces", "state_spaces_bin", "bf16",
+                        "f16",  "sharded",     "sharded_bin",  "falcon",           "bytes"};
 
 template <class T>
 double tolerance();

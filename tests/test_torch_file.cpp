@@ -419,7 +419,7 @@ TEST(TorchFile, FuzzSeedsLoadAsTheMicroModels) {
     ck.config = f.tensors().count("backbone.layers.0.mixer.dt_bias")
                     ? mamba::fuzz::micro_mamba2_config()
                     : mamba::fuzz::micro_config();
-    mamba::detail::add_torch(ck, f);
+    mamba::detail::add_file(ck, f);
     const mamba::Model model(ck);
     auto state = model.new_state();
     const int32_t ids[] = {0, 7, 3};

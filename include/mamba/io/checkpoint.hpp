@@ -3,7 +3,8 @@
 // Hugging Face naming and torch shape order. The model is built from this and nothing else.
 //
 //   directory/            config.json + model.safetensors, or + model.safetensors.index.json,
-//                         or + pytorch_model.bin (torch.save, as the state-spaces repositories)
+//                         or + pytorch_model.bin (torch.save, as the state-spaces repositories),
+//                         or + pytorch_model.bin.index.json
 //   file.safetensors      with config.json beside it
 //   file.bin, file.pt     a torch.save archive, with config.json beside it
 //   (file.gguf            see gguf_checkpoint.hpp)
@@ -59,28 +60,17 @@ inline std::string normalise_tensor_name(const std::string& name) {
   return name;
 }
 
-inline void add_safetensors(Checkpoint& ck, const SafetensorsFile& f,
-                            const std::vector<std::string>* only = nullptr) {
+// The tensors of one file (a SafetensorsFile or a TorchFile), or those of them named in `only`.
+// Tensors of types the library does not compute with are kept out: if the model needs one, the
+// missing-tensor error says which file had it. Tied weights in a torch.save file share a storage,
+// and so their bytes.
+template <class File>
+inline void add_file(Checkpoint& ck, const File& f,
+                     const std::vector<std::string>* only = nullptr) {
   ck.keep_alive.push_back(f.file());
   for (const auto& [name, t] : f.tensors()) {
     if (only && std::find(only->begin(), only->end(), name) == only->end()) continue;
-    if (!t.dtype) {
-      // Kept out; if the model needs it, the missing-tensor error says which file had it.
-      continue;
-    }
-    const std::string key = normalise_tensor_name(name);
-    if (ck.tensors.count(key))
-      throw FormatError(f.path() + ": tensor '" + name + "' appears twice in the checkpoint");
-    ck.tensors.emplace(key, TensorRef{*t.dtype, t.shape, t.data, t.nbytes, f.path()});
-  }
-}
-
-// A torch.save archive: its tensors of the types the library computes with. Tied weights share
-// a storage and so their bytes.
-inline void add_torch(Checkpoint& ck, const TorchFile& f) {
-  ck.keep_alive.push_back(f.file());
-  for (const auto& [name, t] : f.tensors()) {
-    if (!t.dtype) continue;  // as for safetensors: the missing-tensor error names it if needed
+    if (!t.dtype) continue;
     const std::string key = normalise_tensor_name(name);
     if (ck.tensors.count(key))
       throw FormatError(f.path() + ": tensor '" + name + "' appears twice in the checkpoint");
@@ -100,8 +90,10 @@ inline nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
-// model.safetensors.index.json: {"weight_map": {tensor name: shard file name}}
-inline void add_sharded(Checkpoint& ck, const std::filesystem::path& index_path) {
+// model.safetensors.index.json or pytorch_model.bin.index.json: {"weight_map": {tensor name:
+// shard file name}}, as shard file name -> the tensors it holds.
+inline std::map<std::string, std::vector<std::string>> read_shard_index(
+    const std::filesystem::path& index_path) {
   const auto j = read_json_file(index_path.string());
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
     throw FormatError(index_path.string() + ": no weight_map object");
@@ -114,9 +106,15 @@ inline void add_sharded(Checkpoint& ck, const std::filesystem::path& index_path)
       throw FormatError(index_path.string() + ": shard name '" + file + "' leaves the directory");
     by_shard[file].push_back(name);
   }
-  for (const auto& [file, names] : by_shard) {
-    const auto shard = SafetensorsFile::open((index_path.parent_path() / file).string());
-    add_safetensors(ck, shard, &names);
+  return by_shard;
+}
+
+// The shards an index names, each a File (SafetensorsFile or TorchFile).
+template <class File>
+inline void add_sharded(Checkpoint& ck, const std::filesystem::path& index_path) {
+  for (const auto& [file, names] : read_shard_index(index_path)) {
+    const auto shard = File::open((index_path.parent_path() / file).string());
+    add_file(ck, shard, &names);
     for (const auto& n : names)
       if (!shard.tensors().count(n))
         throw FormatError(shard.path() + ": index says it holds tensor '" + n + "', it does not");
@@ -140,18 +138,20 @@ inline Checkpoint load_safetensors_checkpoint(const std::string& path) {
   if (!fs::is_directory(p)) {
     const auto ext = p.extension();
     if (is_torch_zip(p.string()) || ext == ".bin" || ext == ".pt" || ext == ".pth")
-      detail::add_torch(ck, TorchFile::open(p.string()));
+      detail::add_file(ck, TorchFile::open(p.string()));
     else
-      detail::add_safetensors(ck, SafetensorsFile::open(p.string()));
+      detail::add_file(ck, SafetensorsFile::open(p.string()));
   } else if (fs::exists(dir / "model.safetensors")) {
-    detail::add_safetensors(ck, SafetensorsFile::open((dir / "model.safetensors").string()));
+    detail::add_file(ck, SafetensorsFile::open((dir / "model.safetensors").string()));
   } else if (fs::exists(dir / "model.safetensors.index.json")) {
-    detail::add_sharded(ck, dir / "model.safetensors.index.json");
+    detail::add_sharded<SafetensorsFile>(ck, dir / "model.safetensors.index.json");
   } else if (fs::exists(dir / "pytorch_model.bin")) {
-    detail::add_torch(ck, TorchFile::open((dir / "pytorch_model.bin").string()));
+    detail::add_file(ck, TorchFile::open((dir / "pytorch_model.bin").string()));
+  } else if (fs::exists(dir / "pytorch_model.bin.index.json")) {
+    detail::add_sharded<TorchFile>(ck, dir / "pytorch_model.bin.index.json");
   } else {
     throw Error(path +
-                ": no model.safetensors, model.safetensors.index.json or pytorch_model.bin in the "
+                ": no model.safetensors, pytorch_model.bin or an index of their shards in the "
                 "directory");
   }
   if (fs::exists(dir / "tokenizer.json")) ck.tokenizer_json = (dir / "tokenizer.json").string();
