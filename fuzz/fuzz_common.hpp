@@ -8,7 +8,6 @@
 #include <exception>
 #include <mamba/config.hpp>
 #include <mamba/error.hpp>
-#include <mamba/io/mmap.hpp>
 #include <mamba/tokenizer/byte_level.hpp>
 #include <mamba/tokenizer/tokenizer_json.hpp>
 #include <nlohmann/json.hpp>
@@ -163,20 +162,6 @@ inline void check(bool ok, const char* what) {
   if (!ok) {
     std::fprintf(stderr, "fuzz: broken promise: %s\n", what);
     std::abort();
-  }
-}
-
-// Every tensor a file reader returned (name -> {data, nbytes}) lies inside the file: its first
-// and last bytes are read, for AddressSanitizer to see.
-template <class Tensors>
-void check_inside(const MappedFile& file, const Tensors& tensors) {
-  for (const auto& [name, t] : tensors) {
-    check(t.data >= file.data() &&
-              t.nbytes <= static_cast<uint64_t>(file.data() + file.size() - t.data),
-          "tensor inside the file");
-    volatile std::byte sink{};
-    if (t.nbytes > 0) sink = t.data[0] ^ t.data[t.nbytes - 1];
-    (void)sink;
   }
 }
 

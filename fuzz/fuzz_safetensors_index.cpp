@@ -71,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   write_file(dir / "model.safetensors.index.json",
              std::string(reinterpret_cast<const char*>(data), size));
   fuzz::expect_errors([&] {
-    const Checkpoint ck = load_safetensors_checkpoint(dir.string());
+    const Checkpoint ck = load_config_json_checkpoint(dir.string());
     const Model model(ck);
     auto state = model.new_state();
     (void)model.step(1, state);

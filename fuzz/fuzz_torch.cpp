@@ -1,11 +1,9 @@
 // A torch.save archive (pytorch_model.bin) on arbitrary bytes: the zip structure and the pickle,
 // then the tensors as the weights of a micro model (Mamba-2 when the file has dt_bias) and a
 // forward pass.
-#include <mamba/io/checkpoint.hpp>
 #include <mamba/io/torch_file.hpp>
-#include <mamba/model/model.hpp>
 
-#include "fuzz_common.hpp"
+#include "fuzz_weights.hpp"
 
 using namespace mamba;
 
@@ -13,16 +11,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* p = reinterpret_cast<const std::byte*>(data);
   fuzz::expect_errors([&] {
     const auto f = TorchFile::from_file(MappedFile::from_bytes("fuzz.bin", {p, p + size}));
-    fuzz::check_inside(*f.file(), f.tensors());
-    Checkpoint ck;
-    ck.path = f.path();
-    ck.config = f.tensors().count("backbone.layers.0.mixer.dt_bias") ? fuzz::micro_mamba2_config()
-                                                                     : fuzz::micro_config();
-    detail::add_file(ck, f);
-    const Model model(ck);
-    auto state = model.new_state();
-    const int32_t ids[] = {0, 7, 3};
-    (void)model.prefill(ids, state);
+    fuzz::run_weights(f, f.tensors().count("backbone.layers.0.mixer.dt_bias")
+                             ? fuzz::micro_mamba2_config()
+                             : fuzz::micro_config());
   });
   return 0;
 }

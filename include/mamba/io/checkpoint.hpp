@@ -123,8 +123,9 @@ inline void add_sharded(Checkpoint& ck, const std::filesystem::path& index_path)
 
 }  // namespace detail
 
-// A directory, a .safetensors file or a torch.save file (config.json beside it).
-inline Checkpoint load_safetensors_checkpoint(const std::string& path) {
+// A checkpoint whose config is a config.json: a directory, or a .safetensors or torch.save file
+// beside it.
+inline Checkpoint load_config_json_checkpoint(const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path p(path);
   const fs::path dir = fs::is_directory(p)       ? p

@@ -55,7 +55,7 @@ struct Value {
   int64_t i = 0;                      // Bool, Int; Storage, Tensor: the storage's element count
   std::string s;                      // Str; Global: "module.name"; Storage: its key
   const StorageType* type = nullptr;  // Storage, Tensor
-  std::vector<const Value*> items;    // Tuple, List; Dict: key, value, key, value...
+  std::vector<Value*> items;          // Tuple, List; Dict: key, value, key, value...
   // Tensor: its storage's key, the offset into it and the shape and strides, in elements
   std::string storage_key;
   int64_t offset = 0;
@@ -163,19 +163,19 @@ class Unpickler {
         case 0x85:    // TUPLE1
         case 0x86:    // TUPLE2
         case 0x87: {  // TUPLE3
-          std::vector<const Value*> items(op - 0x84);
+          std::vector<Value*> items(op - 0x84);
           for (size_t k = items.size(); k-- > 0;) items[k] = pop();
           push(make(Value::Tuple, std::move(items)));
           break;
         }
         case 's': {  // SETITEM
-          const Value* value = pop();
-          const Value* key = pop();
+          Value* value = pop();
+          Value* key = pop();
           add(top(), {key, value});
           break;
         }
         case 'a': {  // APPEND
-          const Value* v = pop();
+          Value* v = pop();
           add(top(), {v});
           break;
         }
@@ -210,8 +210,8 @@ class Unpickler {
           break;
         }
         case 0x93: {  // STACK_GLOBAL
-          const Value* name = pop();
-          const Value* module = pop();
+          Value* name = pop();
+          Value* module = pop();
           if (name->kind != Value::Str || module->kind != Value::Str)
             error("STACK_GLOBAL needs two strings");
           push(global(module->s, name->s));
@@ -221,8 +221,8 @@ class Unpickler {
           push(persistent(*pop()));
           break;
         case 'R': {  // REDUCE
-          const Value* args = pop();
-          const Value* callable = pop();
+          Value* args = pop();
+          Value* callable = pop();
           push(reduce(*callable, *args));
           break;
         }
@@ -253,7 +253,7 @@ class Unpickler {
     raise("data.pkl: pickle at byte " + std::to_string(pos_) + ": " + what);
   }
 
-  Value* make(Value::Kind k, std::vector<const Value*> items = {}) {
+  Value* make(Value::Kind k, std::vector<Value*> items = {}) {
     if (arena_.size() == kMaxValues)
       error("more than " + std::to_string(kMaxValues) + " values: not a state dict");
     arena_.push_back(std::make_unique<Value>());
@@ -276,7 +276,6 @@ class Unpickler {
   }
 
   void push(Value* v) { stack_.push_back(v); }
-  void push(const Value* v) { stack_.push_back(const_cast<Value*>(v)); }
   Value* pop() {
     if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back()))
       error("stack underflow");
@@ -289,15 +288,15 @@ class Unpickler {
       error("stack underflow");
     return *stack_.back();
   }
-  std::vector<const Value*> since_mark() {
+  std::vector<Value*> since_mark() {
     if (marks_.empty()) error("no mark");
-    std::vector<const Value*> items(stack_.begin() + static_cast<std::ptrdiff_t>(marks_.back()),
-                                    stack_.end());
+    std::vector<Value*> items(stack_.begin() + static_cast<std::ptrdiff_t>(marks_.back()),
+                              stack_.end());
     stack_.resize(marks_.back());
     marks_.pop_back();
     return items;
   }
-  void add(Value& container, std::vector<const Value*> items) {
+  void add(Value& container, std::vector<Value*> items) {
     if (container.kind == Value::Dict && items.size() % 2 != 0)
       error("a key without a value for a dict");
     if (container.kind != Value::Dict && container.kind != Value::List)
@@ -348,7 +347,7 @@ class Unpickler {
     if (callable.s != "torch._utils._rebuild_tensor_v2") {
       // _rebuild_parameter(tensor, requires_grad, hooks[, state]): the tensor
       if (a.empty() || a[0]->kind != Value::Tensor) error(callable.s + " without a tensor");
-      return const_cast<Value*>(a[0]);
+      return a[0];
     }
     // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks[, metadata])
     Value* v = make(Value::Tensor);
