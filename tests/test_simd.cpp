@@ -273,6 +273,43 @@ TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
   }
 }
 
+TEST(SimdInt8, AmxQ8_0MatchesVecDotRowQ8) {
+  // The AMX kernel alone (dot_rows_packed_multi takes it for 8 vectors where it can): whole
+  // groups of 16 rows from starts off the grid, an odd number of blocks (a last one without a
+  // partner tile), and the rows past the last whole group left to the caller, unwritten.
+#if defined(MAMBA_SIMD_AMX)
+  if (!mamba::simd::amx::amx_usable()) GTEST_SKIP() << "AMX compiled in, but the OS refused it";
+  constexpr int64_t kRows = 53, kVectors = 8;
+  const std::pair<int64_t, int64_t> ranges[] = {{0, 53}, {0, 48}, {5, 37}, {16, 31}, {3, 52}};
+  for (int64_t n : {32, 96, 1536}) {
+    const DType t = DType::Q8_0;
+    const StoredMatrix W(t, kRows, n, uint32_t(n) * 7 + 2);
+    const int64_t ldy = kRows + 3, ldq = mamba::activation_bytes(mamba::ActType::Q8_0, n) + 5;
+    const auto X = random_floats(kVectors * n, uint32_t(n) + 11, -3, 3);
+    std::vector<std::byte> xq(kVectors * ldq);
+    for (int64_t b = 0; b < kVectors; ++b)
+      mamba::quantize_activation(mamba::ActType::Q8_0, &X[b * n], &xq[b * ldq], n);
+    std::vector<std::byte> xp(mamba::simd::multi_packed_bytes(t, n, kVectors));
+    mamba::simd::pack_activations_multi(t, xq.data(), ldq, n, kVectors, xp.data());
+    for (auto [r0, r1] : ranges) {
+      SCOPED_TRACE(testing::Message() << "n=" << n << " rows " << r0 << ".." << r1);
+      std::vector<float> Y(kVectors * ldy, 123.0f);
+      const int64_t end = mamba::simd::amx::dot_rows_q8_0_x8(W.bytes.data(), W.stride, r0, r1, n,
+                                                             xp.data(), Y.data(), ldy);
+      ASSERT_EQ(end, r0 + (r1 - r0) / 16 * 16);
+      expect_products(
+          Y, ldy, kVectors, r0, end,
+          [&](int64_t b, int64_t r) {
+            return mamba::vec_dot_row_q8(t, W.bytes.data() + r * W.stride, &xq[b * ldq], n);
+          },
+          [&](int64_t b, int64_t r) { return W.abs_dot(r, &X[b * n]); });
+    }
+  }
+#else
+  GTEST_SKIP() << "built without AMX (-march=native on a CPU with AMX-INT8 compiles it in)";
+#endif
+}
+
 TEST(SimdInt8, DotRowsPackedMatchesVecDotRowQ8) {
   // Decode's row ranges: groups of rows that share the activations' loads (4 for Q4_0) and
   // single rows after them, starts off that grid, one row; nothing outside the range is written.

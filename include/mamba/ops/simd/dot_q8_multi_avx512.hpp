@@ -7,8 +7,10 @@
 // block cost three instructions per 16 rows and vector, where the float kernel (dot_multi.hpp)
 // spends 32 FMAs on the same 16 x 32 products, and a single-row integer kernel would spend three
 // per row. The K-quants take the same path per sub-block of 32 (Q4_K) or group of 16 (Q6_K),
-// against vectors quantized to Q8_K super-blocks.
+// against vectors quantized to Q8_K super-blocks. Q8_0 rows against a group of 8 vectors go to
+// the tile unit instead where there is one (dot_q8_amx.hpp), 16 rows at a time.
 // Scalar twin: vec_dot_row_q8 in ops/quant.hpp, a row and a vector at a time.
+#include "mamba/ops/simd/dot_q8_amx.hpp"
 #include "mamba/ops/simd/dot_q8_avx512.hpp"
 
 #if defined(MAMBA_SIMD_AVX512_VNNI)
@@ -35,7 +37,8 @@ namespace mamba::simd::vnni {
 // The packed activations of nb vectors, in groups of (up to) 8 vectors, each group
 // (multi_group_bytes) a run of blocks, m vectors per block:
 //   Q8_0 and Q4_0 rows: the vectors quantized to Q8_0 blocks; per block of 32 values
-//     int8_t  q[m][32]   each vector's quants
+//     int8_t  q[8][m][4] the quants, word k of each vector after word k - 1 of all of them (a
+//                        kernel broadcasts one word; AMX reads m = 8 of them as a tile)
 //     float   d[m]       its scale
 //     int32_t c[m]       -k times the sum of its quants: the dot products start from it. The
 //                        weights enter vpdpbusd as unsigned bytes: Q8_0's offset by 128
@@ -97,7 +100,7 @@ inline void pack_activations_multi(DType t, const std::byte* xq, int64_t ldq, in
         } else {
           d = f16_at(src);
           const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + len * v), q);
+          for (int w = 0; w < 8; ++w) std::memcpy(p + 4 * (m * w + v), src + 2 + 4 * w, 4);
           const int32_t c = -k * sum_i8(q);
           std::memcpy(p + 36 * m + 4 * v, &c, 4);
         }
@@ -233,7 +236,7 @@ inline void dot_rows_group(const std::byte* rows, int64_t stride, int64_t r0, in
         __m512i dot = _mm512_set1_epi32(c);
         for (int k = 0; k < 8; ++k) {
           int32_t q4;
-          std::memcpy(&q4, x + 32 * b + 4 * k, 4);
+          std::memcpy(&q4, x + 4 * (NB * k + b), 4);
           dot = _mm512_dpbusd_epi32(dot, v[k], _mm512_set1_epi32(q4));
         }
         float dx;
@@ -405,9 +408,14 @@ inline void dot_rows_packed_multi(DType t, const std::byte* rows, int64_t stride
     const std::byte* x = xp + g / kMultiGroup * multi_group_bytes(t, n);
     float* y = Y + g * ldy;
     kernels::with_count8(nb - g, [&]<int NB>() {
-      if (t == DType::Q8_0)
-        dot_rows_group<DType::Q8_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
-      else if (t == DType::Q4_0)
+      if (t == DType::Q8_0) {
+        int64_t r = r0;
+#if defined(MAMBA_SIMD_AMX)
+        if (NB == 8 && amx::amx_usable())
+          r = amx::dot_rows_q8_0_x8(rows, stride, r0, r1, n, x, y, ldy);
+#endif
+        dot_rows_group<DType::Q8_0, NB>(rows, stride, r, r1, n, x, y, ldy);
+      } else if (t == DType::Q4_0)
         dot_rows_group<DType::Q4_0, NB>(rows, stride, r0, r1, n, x, y, ldy);
       else if (t == DType::Q4_K)
         dot_rows_q4_k_group<NB>(rows, stride, r0, r1, n, x, y, ldy);
