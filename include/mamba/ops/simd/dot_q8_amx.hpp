@@ -21,6 +21,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "mamba/ops/simd/rows16_avx512.hpp"
+
 namespace mamba::simd::amx {
 
 // Whether this process may use the tile registers: asked of the kernel once (Linux 5.16 on).
@@ -71,18 +73,15 @@ inline int64_t dot_rows_q8_0_x8(const std::byte* rows, int64_t stride, int64_t r
   const int64_t nblk = n / 32, end = r0 + (r1 - r0) / 16 * 16;
   if (end == r0 || nblk == 0) return r0;
   _tile_loadconfig(&kConfig);
-  const __m512i at =
-      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                         _mm512_set1_epi32(int32_t(stride)));
   alignas(64) int32_t sums[2][16 * 8];
   for (int64_t r = r0; r < end; r += 16) {
-    const std::byte* w = rows + r * stride;
+    const vnni::Rows16 g(rows, stride, r, r1);
+    const std::byte* w = g.w[0];
     __m512 acc[8];
     for (auto& a : acc) a = _mm512_setzero_ps();
     // the 16 rows' F16 scales, each the low half of a 32-bit gather at the block's start
     auto dw = [&](int64_t blk) {
-      const __m512i words = _mm512_i32gather_epi32(at, w + blk * kWeightBytes, 1);
-      return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+      return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g.words(blk * kWeightBytes)));
     };
     auto dx = [&](int64_t blk) {
       const __m256 d =
@@ -104,20 +103,13 @@ inline int64_t dot_rows_q8_0_x8(const std::byte* rows, int64_t stride, int64_t r
       _tile_loadd(5, xp + blk * kBlockBytes, 32);
       _tile_dpbssd(1, 3, 5);
     };
-    // The next 16 rows follow in memory: each block's step prefetches its share of them, as the
-    // VNNI kernel does (perf put a first form's time on the tile loads of the weights).
-    const std::byte* next = r + 16 < r1 ? w + 16 * stride : nullptr;
-    auto prefetch_next = [&](int64_t blk) {
-      if (next)
-        for (int64_t i = 0; i < 16 * kWeightBytes; i += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(next + 16 * blk * kWeightBytes + i),
-                       _MM_HINT_T0);
-    };
+    // Each block's step prefetches its share of the next 16 rows, as the VNNI kernel does (perf
+    // put a first form's time on the tile loads of the weights).
     issue0(0);
     for (int64_t blk = 0; blk < nblk; blk += 2) {
-      prefetch_next(blk);
+      g.prefetch_next(blk * kWeightBytes, kWeightBytes);
       if (blk + 1 < nblk) {
-        prefetch_next(blk + 1);
+        g.prefetch_next((blk + 1) * kWeightBytes, kWeightBytes);
         issue1(blk + 1);
       }
       _tile_stored(0, sums[0], 32);
