@@ -9,7 +9,7 @@ using namespace mamba;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* p = reinterpret_cast<const std::byte*>(data);
   fuzz::expect_errors([&] {
-    fuzz::run_weights(
+    (void)fuzz::run_weights(
         SafetensorsFile::from_file(MappedFile::from_bytes("fuzz.safetensors", {p, p + size})),
         fuzz::micro_config());
   });

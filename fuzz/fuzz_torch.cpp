@@ -11,9 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* p = reinterpret_cast<const std::byte*>(data);
   fuzz::expect_errors([&] {
     const auto f = TorchFile::from_file(MappedFile::from_bytes("fuzz.bin", {p, p + size}));
-    fuzz::run_weights(f, f.tensors().count("backbone.layers.0.mixer.dt_bias")
-                             ? fuzz::micro_mamba2_config()
-                             : fuzz::micro_config());
+    (void)fuzz::run_weights(f, fuzz::micro_config_for(f));
   });
   return 0;
 }

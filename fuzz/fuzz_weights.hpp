@@ -6,14 +6,24 @@
 #include <cstdint>
 #include <mamba/io/checkpoint.hpp>
 #include <mamba/model/model.hpp>
+#include <vector>
 
 #include "fuzz_common.hpp"
 
 namespace mamba::fuzz {
 
-// `f` is a SafetensorsFile or a TorchFile.
+// The micro model whose weights `f` (a SafetensorsFile or a TorchFile) would be: Mamba-2 when it
+// has a dt_bias.
 template <class File>
-void run_weights(const File& f, const ModelConfig& config) {
+ModelConfig micro_config_for(const File& f) {
+  return f.tensors().count("backbone.layers.0.mixer.dt_bias") ? micro_mamba2_config()
+                                                              : micro_config();
+}
+
+// The logits of a few tokens through the micro model of `config` with the weights of `f` (a
+// SafetensorsFile or a TorchFile).
+template <class File>
+std::vector<float> run_weights(const File& f, const ModelConfig& config) {
   for (const auto& [name, t] : f.tensors()) {
     const MappedFile& file = *f.file();
     check(t.data >= file.data() &&
@@ -30,7 +40,7 @@ void run_weights(const File& f, const ModelConfig& config) {
   const Model model(ck);
   auto state = model.new_state();
   const int32_t ids[] = {0, 7, 3};
-  (void)model.prefill(ids, state);
+  return model.prefill(ids, state);
 }
 
 }  // namespace mamba::fuzz

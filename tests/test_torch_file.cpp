@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../fuzz/fuzz_common.hpp"
+#include "../fuzz/fuzz_weights.hpp"
 
 // Live allocations through operator new: a reader that leaks shows without a sanitizer.
 namespace {
@@ -414,16 +415,7 @@ TEST(TorchFile, FuzzSeedsLoadAsTheMicroModels) {
     SCOPED_TRACE(p.path().string());
     ++n;
     const auto f = TorchFile::open(p.path().string());
-    mamba::Checkpoint ck;
-    ck.path = f.path();
-    ck.config = f.tensors().count("backbone.layers.0.mixer.dt_bias")
-                    ? mamba::fuzz::micro_mamba2_config()
-                    : mamba::fuzz::micro_config();
-    mamba::detail::add_file(ck, f);
-    const mamba::Model model(ck);
-    auto state = model.new_state();
-    const int32_t ids[] = {0, 7, 3};
-    const auto logits = model.prefill(ids, state);
+    const auto logits = mamba::fuzz::run_weights(f, mamba::fuzz::micro_config_for(f));
     ASSERT_EQ(logits.size(), 8u);
     for (float x : logits) EXPECT_TRUE(std::isfinite(x));
   }
