@@ -236,6 +236,36 @@ TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
   }
 }
 
+TYPED_TEST(SimdTest, DotRowsMultiOnShortRowsMatchesVecDotRow) {
+  // Short rows (dt_proj's), which AVX-512 takes 16 at a time (dot_short_avx512.hpp): even and
+  // odd lengths up to the longest it takes and one past, ranges of whole 16-row groups, groups
+  // off the grid with rows left over, and fewer rows than a group.
+  constexpr int64_t kRows = 40;
+  const std::pair<int64_t, int64_t> ranges[] = {{0, 32}, {3, 40}, {5, 21}, {1, 17}, {7, 12}};
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    for (int64_t n : {2, 3, 16, 31, 48, 95, 96, 97}) {
+      const StoredMatrix W(t, kRows, n, uint32_t(n) * 5 + 11);
+      const int64_t ldx = n + 1, ldy = kRows + 3;
+      const auto X = random_floats(11 * ldx, uint32_t(n) + 29);
+      for (int64_t nb : {1, 3, 8, 11}) {
+        for (auto [r0, r1] : ranges) {
+          SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n << " nb=" << nb
+                                          << " rows " << r0 << ".." << r1);
+          std::vector<float> Y(11 * ldy, 123.0f);
+          mamba::simd::kernels::dot_rows_multi<TypeParam>(t, W.bytes.data(), W.stride, r0, r1, n,
+                                                          X.data(), ldx, nb, Y.data(), ldy);
+          expect_products(
+              Y, ldy, nb, r0, r1,
+              [&](int64_t b, int64_t r) {
+                return mamba::vec_dot_row(t, W.bytes.data() + r * W.stride, &X[b * ldx], n);
+              },
+              [&](int64_t b, int64_t r) { return W.abs_dot(r, &X[b * ldx]); });
+        }
+      }
+    }
+  }
+}
+
 TEST(SimdInt8, DotRowsPackedMultiMatchesVecDotRowQ8) {
   // 16 rows per step: ranges with a short last group, starts off the 16-row grid, one row, and
   // 1 to 16 vectors (a second group of 8); outside the range and the vectors nothing is written.

@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "mamba/ops/blocks.hpp"
 #include "mamba/ops/dtype.hpp"
 #include "mamba/ops/simd/dot.hpp"
+#include "mamba/ops/simd/dot_short_avx512.hpp"
 
 // GCC 12 warns, falsely, inside the unmasked AVX-512 intrinsics once these decoders are inlined
 // (bug 105593, as in ops_avx512.hpp).
@@ -289,14 +291,20 @@ inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64
   }
 }
 
-// The same for any number nb of vectors, 8 at a time.
+// The same for any number nb of vectors, 8 at a time. On AVX-512, short rows go 16 at a time
+// through dot_short_avx512.hpp, and the row kernel takes the rest.
 template <class O>
 inline void dot_rows_multi(DType t, const std::byte* rows, int64_t stride, int64_t r0, int64_t r1,
                            int64_t n, const float* X, int64_t ldx, int64_t nb, float* Y,
                            int64_t ldy) {
   for (int64_t b = 0; b < nb; b += 8, X += 8 * ldx, Y += 8 * ldy)
     with_count8(nb - b, [&]<int NB>() {
-      dot_rows_multi<O, NB>(t, rows, stride, r0, r1, n, X, ldx, Y, ldy);
+      int64_t r = r0;
+#if defined(MAMBA_SIMD_AVX512)
+      if constexpr (std::is_same_v<O, Avx512Ops>)
+        r = dot_short_rows<NB>(t, rows, stride, r0, r1, n, X, ldx, Y, ldy);
+#endif
+      dot_rows_multi<O, NB>(t, rows, stride, r, r1, n, X, ldx, Y, ldy);
     });
 }
 
