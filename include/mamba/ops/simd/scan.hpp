@@ -44,14 +44,16 @@ inline void scan_step(int64_t c0, int64_t c1, int64_t N, const float* x, const f
                       float* y) {
   if constexpr (requires(const typename O::F* a) { O::reduce16(a); }) {
     if (N == O::W) {  // d_state 16 on AVX-512: 16 channels at a time, one register each
-      constexpr int64_t kAhead = 32;
+      constexpr int64_t kAhead = 128;
       for (; c0 + 16 <= c1; c0 += 16) {
         typename O::F acc[16];
         const auto Bv = O::load(B), Cv = O::load(C);
         for (int k = 0; k < 16; ++k) {
           const int64_t c = c0 + k;
           // A and h of the channel kAhead on (a prefetch never faults): a decoded token reads
-          // them from memory, 2 x 64 bytes a channel, and the hardware prefetchers start late
+          // them from memory, 2 x 64 bytes a channel, and the hardware prefetchers start late.
+          // 128 channels on (16 KiB), against 32: a batch-8 step 1.5-4% faster on Emerald
+          // Rapids (its 8 states, 19 MB, stream through each step); a decoded token unchanged.
 #if defined(__GNUC__)
           __builtin_prefetch(A + (c + kAhead) * N, 0, 2);
           __builtin_prefetch(h + (c + kAhead) * N, 1, 2);
