@@ -137,7 +137,7 @@ template <class F>
 inline void in_register(F& v) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
   __asm__("" : "+v"(v));
-#else  // (only AVX-512 takes two rows at a time)
+#else  // (only the x86 kernels take several rows at a time)
   (void)v;
 #endif
 }

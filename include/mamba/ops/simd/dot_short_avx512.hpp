@@ -8,7 +8,7 @@
 // register of its own and reduces them at the row's end: on rows of 48 F16 values that reduction
 // and the 16 scalar stores cost more than the products. dt_proj of mamba-130m (1536 x 48, F16)
 // against 8 vectors, from L3 on Emerald Rapids, 1 / 2 threads: 22-30 / 39-44 GFLOP/s that way,
-// 40-50 / 61-83 this way (a batch-8 step 1.4% faster for F16 weights, 3% for Q8_0).
+// 44-50 / 77-83 this way (a batch-8 step 1.4% faster for F16 weights, 3% for Q8_0).
 // Scalar twin: vec_dot_row in ops/quant.hpp, one row and one vector at a time.
 #include "mamba/ops/simd/ops_avx512.hpp"
 #include "mamba/ops/simd/rows16_avx512.hpp"
