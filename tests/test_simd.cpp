@@ -172,11 +172,13 @@ TYPED_TEST(SimdTest, DequantizeRowMatchesScalar) {
 
 // A matrix of `rows` stored rows of n random values (row stride row_bytes), and its floats.
 struct StoredMatrix {
+  DType type;
   int64_t n, stride;
   std::vector<float> values;
   std::vector<std::byte> bytes;
   StoredMatrix(DType t, int64_t rows, int64_t n, uint32_t seed)
-      : n(n),
+      : type(t),
+        n(n),
         stride(mamba::row_bytes(t, n)),
         values(random_floats(rows * n, seed, -2, 2)),
         bytes(stride * rows + 64) {
@@ -206,6 +208,23 @@ void expect_products(const std::vector<float>& Y, int64_t ldy, int64_t nb, int64
     }
 }
 
+// dot_rows_multi<O> of the rows [r0, r1) of W and nb vectors of X (stride ldx) into Y (y_vectors
+// vectors of ldy, 123 before): the scalar twin's products there, and nothing written elsewhere.
+template <class O>
+void expect_dot_rows_multi(const StoredMatrix& W, const std::vector<float>& X, int64_t ldx,
+                           int64_t nb, int64_t r0, int64_t r1, int64_t ldy, int64_t y_vectors) {
+  const int64_t n = W.n;
+  std::vector<float> Y(y_vectors * ldy, 123.0f);
+  mamba::simd::kernels::dot_rows_multi<O>(W.type, W.bytes.data(), W.stride, r0, r1, n, X.data(),
+                                          ldx, nb, Y.data(), ldy);
+  expect_products(
+      Y, ldy, nb, r0, r1,
+      [&](int64_t b, int64_t r) {
+        return mamba::vec_dot_row(W.type, W.bytes.data() + r * W.stride, &X[b * ldx], n);
+      },
+      [&](int64_t b, int64_t r) { return W.abs_dot(r, &X[b * ldx]); });
+}
+
 TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
   // Every row range [r0, r1) (odd starts and lengths, one row) with 1 to 16 vectors: each
   // output is the scalar twin's dot product of that row and vector, and nothing else is written.
@@ -221,15 +240,7 @@ TYPED_TEST(SimdTest, DotRowsMultiMatchesVecDotRow) {
         for (auto [r0, r1] : ranges) {
           SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n << " nb=" << nb
                                           << " rows " << r0 << ".." << r1);
-          std::vector<float> Y(kMaxVectors * ldy, 123.0f);
-          mamba::simd::kernels::dot_rows_multi<TypeParam>(t, W.bytes.data(), W.stride, r0, r1, n,
-                                                          X.data(), ldx, nb, Y.data(), ldy);
-          expect_products(
-              Y, ldy, nb, r0, r1,
-              [&](int64_t b, int64_t r) {
-                return mamba::vec_dot_row(t, W.bytes.data() + r * W.stride, &X[b * ldx], n);
-              },
-              [&](int64_t b, int64_t r) { return W.abs_dot(r, &X[b * ldx]); });
+          expect_dot_rows_multi<TypeParam>(W, X, ldx, nb, r0, r1, ldy, kMaxVectors);
         }
       }
     }
@@ -251,15 +262,7 @@ TYPED_TEST(SimdTest, DotRowsMultiOnShortRowsMatchesVecDotRow) {
         for (auto [r0, r1] : ranges) {
           SCOPED_TRACE(testing::Message() << mamba::dtype_name(t) << " n=" << n << " nb=" << nb
                                           << " rows " << r0 << ".." << r1);
-          std::vector<float> Y(11 * ldy, 123.0f);
-          mamba::simd::kernels::dot_rows_multi<TypeParam>(t, W.bytes.data(), W.stride, r0, r1, n,
-                                                          X.data(), ldx, nb, Y.data(), ldy);
-          expect_products(
-              Y, ldy, nb, r0, r1,
-              [&](int64_t b, int64_t r) {
-                return mamba::vec_dot_row(t, W.bytes.data() + r * W.stride, &X[b * ldx], n);
-              },
-              [&](int64_t b, int64_t r) { return W.abs_dot(r, &X[b * ldx]); });
+          expect_dot_rows_multi<TypeParam>(W, X, ldx, nb, r0, r1, ldy, 11);
         }
       }
     }
