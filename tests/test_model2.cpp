@@ -127,6 +127,9 @@ TYPED_TEST(Mamba2Test, PrefillThenStepEqualsTheReference) {
   }
 }
 
+// Equal to float rounding: the batched kernels sum in another order than a single vector's (on
+// the AVX-512 kernels the Mamba-1 batch's states drifted 1.07e-6 from stepping alone), so the
+// bound is the float tolerance; a batch that mixed up its sequences would be off by O(1).
 TEST(Mamba2, StepBatchEqualsSteppingEachSequenceAlone) {
   const auto ref = ReferenceFixture::load("mamba2_groups");
   const auto model = mamba::Model::load(ref.dir);
@@ -147,8 +150,8 @@ TEST(Mamba2, StepBatchEqualsSteppingEachSequenceAlone) {
       EXPECT_LE(relative_error(std::vector<float>(logits.begin() + b * ref.vocab_size,
                                                   logits.begin() + (b + 1) * ref.vocab_size),
                                one),
-                1e-6);
-      EXPECT_LE(state_error(batch[b], alone[b]), 1e-6);
+                tolerance<float>());
+      EXPECT_LE(state_error(batch[b], alone[b]), tolerance<float>());
     }
   }
 }
